@@ -1,0 +1,59 @@
+# hospital.cloud: one entry point for set-up, tests, benchmarks and the lab.
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -eu -o pipefail -c
+REPO := $(CURDIR)
+VENV := $(REPO)/.venv
+PY := $(VENV)/bin/python
+COLL_ROOT := $(REPO)/.cache/collections
+export ANSIBLE_COLLECTIONS_PATH := $(COLL_ROOT)
+export ANSIBLE_PYTHON_INTERPRETER := $(PY)
+export PATH := $(VENV)/bin:$(PATH)
+PYTEST_ARGS ?=
+
+.PHONY: help deps venv lock lint sanity unit integration test bench clean
+
+help:
+	@echo "make test     - set up (Debian packages, venv) and run lint, sanity, unit and integration tests"
+	@echo "make bench    - benchmarks (figures and ratios against baselines; never gating)"
+	@echo "make lint     - ansible-lint (production profile)"
+	@echo "make sanity   - ansible-test sanity (empty ignore files)"
+	@echo "make unit / make integration - the pytest tiers on their own"
+
+deps:
+	@bash tests/testbed/install-deps.sh
+
+$(VENV)/.stamp: requirements.txt
+	@test -x $(PY) || /usr/bin/python3 -m venv --system-site-packages $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	$(PY) -c 'import rados, rbd, libvirt, cv2, ansible' || { echo "venv: Python bindings missing (run make deps)"; exit 1; }
+	touch $@
+
+venv: deps $(VENV)/.stamp
+	@bash tests/testbed/collection-path.sh >/dev/null
+
+lock: venv
+	{ echo "# Pinned with: .venv/bin/pip freeze --local (make lock). Python 3.11 (Debian /usr/bin/python3, venv --system-site-packages)"; $(PY) -m pip freeze --local; } > requirements.txt
+
+lint: venv
+	ansible-lint --profile production --offline
+
+sanity: venv
+	bash tests/testbed/sanity.sh
+
+unit: venv
+	bash tests/testbed/pytest.sh tests/unit $(PYTEST_ARGS)
+
+integration: venv
+	bash tests/testbed/pytest.sh tests/integration $(PYTEST_ARGS)
+
+test: venv
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory sanity
+	bash tests/testbed/pytest.sh tests/unit tests/integration $(PYTEST_ARGS)
+
+bench: venv
+	bash tests/bench/run.sh
+
+clean:
+	rm -rf .cache/sanity .pytest_cache tests/output

@@ -1,0 +1,78 @@
+"""The test bed's libvirtd on qemu:///system and the KVM/TCG choice.
+
+There is no systemd on the development machines, so libvirtd is started by hand the way an init
+system would (``virtlogd -d``, ``libvirtd -d``) when it is not already answering; a running daemon
+is reused. libvirtd is a system service: it stays up after the tests (like after a package
+install); what the tests define in it they remove themselves (names start with ``hc-test-``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+URI = "qemu:///system"
+
+
+class LibvirtError(RuntimeError):
+    """libvirtd could not be reached or started."""
+
+
+def kvm_usable(cpuinfo: str | None = None, sys_module: str = "/sys/module", dev: str = "/dev/kvm") -> bool:
+    """True where hardware virtualisation really works.
+
+    /dev/kvm alone is not enough: on a nested PVM layer (``kvm_pvm`` loaded, no vmx/svm CPU flag)
+    the device exists but guests never boot.
+    """
+    if not os.path.exists(dev) or not os.access(dev, os.R_OK | os.W_OK):
+        return False
+    if os.path.exists(os.path.join(sys_module, "kvm_pvm")):
+        return False
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as fh:
+                cpuinfo = fh.read()
+        except OSError:
+            return False
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    return bool(flags & {"vmx", "svm"})
+
+
+def domain_type() -> str:
+    """'kvm' where KVM works, else 'qemu' (TCG software emulation)."""
+    return "kvm" if kvm_usable() else "qemu"
+
+
+def answering(uri: str = URI, timeout: float = 10) -> bool:
+    try:
+        res = subprocess.run(["virsh", "-c", uri, "version"], capture_output=True, timeout=timeout, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return res.returncode == 0
+
+
+def ensure_libvirtd(uri: str = URI, timeout: float = 30) -> float:
+    """Make sure libvirtd answers on uri; start virtlogd + libvirtd if needed. Returns seconds spent."""
+    t0 = time.monotonic()
+    if answering(uri):
+        return time.monotonic() - t0
+    for tool in ("virsh", "libvirtd", "virtlogd"):
+        if shutil.which(tool) is None and not os.path.exists("/usr/sbin/" + tool):
+            raise LibvirtError("libvirt test bed needs '%s' (Debian packages libvirt-daemon-system "
+                               "libvirt-clients qemu-system-x86; run `make deps`)" % tool)
+    for daemon in ("virtlogd", "libvirtd"):
+        path = shutil.which(daemon) or "/usr/sbin/" + daemon
+        res = subprocess.run([path, "-d"], capture_output=True, text=True, check=False)
+        if res.returncode != 0 and "already running" not in (res.stderr or ""):
+            # a stale pid file from a daemon that died is the usual reason: libvirtd says so
+            raise LibvirtError("%s -d failed: %s" % (daemon, res.stderr.strip()))
+    while time.monotonic() - t0 < timeout:
+        if answering(uri, timeout=5):
+            return time.monotonic() - t0
+        time.sleep(0.3)
+    raise LibvirtError("libvirtd started but %s does not answer after %ds" % (uri, timeout))

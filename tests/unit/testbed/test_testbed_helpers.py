@@ -1,0 +1,62 @@
+"""Pure helpers of the test bed."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+from testbed import ceph, libvirt, procs
+
+
+def test_kvm_usable_rejects_pvm_and_missing_flags(tmp_path):
+    dev = tmp_path / "kvm"
+    dev.write_text("")
+    mods = tmp_path / "module"
+    mods.mkdir()
+    vmx = "flags\t\t: fpu vme vmx sse\n"
+    assert libvirt.kvm_usable(cpuinfo=vmx, sys_module=str(mods), dev=str(dev)) is True
+    assert libvirt.kvm_usable(cpuinfo="flags : fpu sse\n", sys_module=str(mods), dev=str(dev)) is False
+    (mods / "kvm_pvm").mkdir()
+    assert libvirt.kvm_usable(cpuinfo=vmx, sys_module=str(mods), dev=str(dev)) is False
+    assert libvirt.kvm_usable(cpuinfo=vmx, sys_module=str(tmp_path / "none"), dev=str(tmp_path / "nodev")) is False
+
+
+def test_free_ports_are_distinct_and_bindable():
+    ports = ceph.free_ports(3)
+    assert len(set(ports)) == 3
+    for p in ports:
+        s = socket.socket()
+        s.bind(("127.0.0.1", p))
+        s.close()
+
+
+def test_stop_all_only_signals_processes_that_name_the_directory(tmp_path):
+    root = tmp_path / "comp"
+    procs.claim(root)
+    with open(tmp_path / "log", "ab") as log:
+        pid = procs.spawn(root, "sleeper", [sys.executable, "-c", "import time; time.sleep(60)", str(root)], log)
+    # a foreign process whose PID gets recorded must never be touched
+    foreign = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # pylint: disable=consider-using-with
+    (root / "pids" / "foreign").write_text(str(foreign.pid))
+    try:
+        stopped = procs.stop_all(root, timeout=5)
+        assert stopped == [pid]
+        assert not procs.alive(pid)
+        assert procs.alive(foreign.pid)
+    finally:
+        foreign.kill()
+        foreign.wait()
+
+
+def test_reap_stale_cleans_dead_owner_and_keeps_live_owner(tmp_path):
+    dead = tmp_path / "ceph-dead"
+    live = tmp_path / "ceph-live"
+    child = subprocess.Popen([sys.executable, "-c", "pass"])  # pylint: disable=consider-using-with
+    child.wait()
+    procs.claim(dead, owner=child.pid)
+    procs.claim(live, owner=os.getpid())
+    cleaned = procs.reap_stale(tmp_path, "ceph-")
+    assert cleaned == [dead]
+    assert live.exists() and not dead.exists()
