@@ -1,0 +1,240 @@
+"""Local spool directory source.
+
+Layout under the spool root::
+
+    inbox/    JOB                      waiting inputs (submit writes tmp/ then renames here)
+    claimed/  WORKER~JOB               claimed by atomic rename from inbox/
+    done/     JOB                      processed inputs (ack renames claimed -> done)
+    failed/   JOB  JOB.reason          rejected inputs and a JSON reason file
+    outbox/   JOB.edges.png JOB.image.png JOB.json   outputs; the sidecar JOB.json is written last
+    tmp/      WORKER~RANDOM            partial writes, renamed into place when complete
+    workers/  WORKER.lock              flock held by each live worker: its liveness
+
+A worker that dies (even by SIGKILL) loses its flock at once; ``recover`` renames the claims of
+such workers back to inbox/ and removes their partial files. Outputs are written to tmp/ and
+renamed, so a reader never sees a partial file, and their names depend on the job id only.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import secrets
+import socket
+import time
+
+from hospital_imaging.errors import SourceError
+from hospital_imaging.sources import Claim, TaskIO, WorkSource, check_job_id
+
+DIRS = ("inbox", "claimed", "done", "failed", "outbox", "tmp", "workers")
+SEP = "~"
+
+
+def _atomic_write(tmp_dir: str, owner: str, dest: str, data: bytes) -> None:
+    tmp = os.path.join(tmp_dir, "%s%s%s" % (owner, SEP, secrets.token_hex(6)))
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+    os.replace(tmp, dest)
+
+
+def _owner_alive(workers_dir: str, owner: str, me: str) -> bool:
+    if owner == me:
+        return True
+    path = os.path.join(workers_dir, owner + ".lock")
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return True
+    try:  # we got the lock: the owner is gone
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    os.close(fd)
+    return False
+
+
+def _older(directory: str, name: str, seconds: float) -> bool:
+    try:
+        return os.stat(os.path.join(directory, name)).st_mtime < time.time() - seconds
+    except FileNotFoundError:
+        return False
+
+
+class SpoolSource(WorkSource):
+    """Spool directory on a local file system (claims by atomic rename, liveness by flock)."""
+
+    kind = "spool"
+
+    def __init__(self, root: str, worker_id: str | None = None, create: bool = True):
+        self.root = os.path.abspath(root)
+        self.dirs = {d: os.path.join(self.root, d) for d in DIRS}
+        if create:
+            for path in self.dirs.values():
+                os.makedirs(path, exist_ok=True)
+        missing = [d for d, p in self.dirs.items() if not os.path.isdir(p)]
+        if missing:
+            raise SourceError("spool %s lacks %s" % (self.root, ", ".join(missing)))
+        self.worker_id = worker_id or "%s-%d-%s" % (socket.gethostname().split(".")[0], os.getpid(),
+                                                    secrets.token_hex(3))
+        if SEP in self.worker_id or "/" in self.worker_id:
+            raise SourceError("worker id must not contain %r or '/'" % SEP)
+        self._lock_fd = None
+
+    # -- liveness -------------------------------------------------------------------------
+    def _register(self) -> None:
+        if self._lock_fd is not None:
+            return
+        tmp = os.path.join(self.dirs["tmp"], "%s%slock" % (self.worker_id, SEP))
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT, 0o640)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(tmp, os.path.join(self.dirs["workers"], self.worker_id + ".lock"))
+        self._lock_fd = fd
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            try:
+                os.unlink(os.path.join(self.dirs["workers"], self.worker_id + ".lock"))
+            except FileNotFoundError:
+                pass
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def spec(self) -> dict:
+        return {"kind": "spool", "root": self.root, "worker_id": self.worker_id}
+
+    # -- queue ----------------------------------------------------------------------------
+    def recover(self) -> int:
+        self._register()
+        alive = {}
+        recovered = 0
+        for name in os.listdir(self.dirs["claimed"]):
+            owner, _, job = name.partition(SEP)
+            if not job:
+                continue
+            if owner not in alive:
+                alive[owner] = _owner_alive(self.dirs["workers"], owner, self.worker_id)
+            if alive[owner] or owner == self.worker_id:
+                continue
+            try:
+                os.rename(os.path.join(self.dirs["claimed"], name), os.path.join(self.dirs["inbox"], job))
+                recovered += 1
+            except FileNotFoundError:
+                pass
+        for name in os.listdir(self.dirs["tmp"]):
+            owner = name.partition(SEP)[0]
+            if owner == self.worker_id or (owner.startswith("submit-") and not _older(self.dirs["tmp"], name, 3600)):
+                continue
+            if owner not in alive:
+                alive[owner] = _owner_alive(self.dirs["workers"], owner, self.worker_id)
+            if not alive[owner]:
+                try:
+                    os.unlink(os.path.join(self.dirs["tmp"], name))
+                except FileNotFoundError:
+                    pass
+        return recovered
+
+    def _waiting(self) -> list:
+        with os.scandir(self.dirs["inbox"]) as entries:
+            return sorted(e.name for e in entries if not e.name.startswith("."))
+
+    def claim(self, limit: int) -> list:
+        self._register()
+        claims = []
+        for job in self._waiting():
+            if len(claims) >= limit:
+                break
+            dest = os.path.join(self.dirs["claimed"], self.worker_id + SEP + job)
+            try:
+                os.rename(os.path.join(self.dirs["inbox"], job), dest)
+            except FileNotFoundError:
+                continue  # another worker was faster
+            claims.append(Claim(job=job, locator=dest, claimed_at=time.time()))
+        return claims
+
+    def renew(self, claims) -> list:
+        return [c for c in claims if not os.path.exists(c.locator)]
+
+    def ack(self, claim: Claim, summary: dict) -> None:
+        try:
+            os.replace(claim.locator, os.path.join(self.dirs["done"], claim.job))
+        except FileNotFoundError:
+            pass  # already acknowledged (duplicate delivery)
+
+    def fail(self, claim: Claim, code: str, reason: str) -> None:
+        body = json.dumps({"job": claim.job, "code": code, "reason": reason, "worker": self.worker_id,
+                           "time": time.time()}, indent=1, sort_keys=True).encode()
+        _atomic_write(self.dirs["tmp"], self.worker_id, os.path.join(self.dirs["failed"], claim.job + ".reason"), body)
+        try:
+            os.replace(claim.locator, os.path.join(self.dirs["failed"], claim.job))
+        except FileNotFoundError:
+            pass
+
+    def release(self, claim: Claim) -> None:
+        try:
+            os.rename(claim.locator, os.path.join(self.dirs["inbox"], claim.job))
+        except FileNotFoundError:
+            pass
+
+    def depth(self) -> int:
+        return len(self._waiting())
+
+    def submit(self, job: str, data: bytes, replace: bool = False) -> str:
+        check_job_id(job)
+        if not replace:
+            for state in ("inbox", "done", "failed"):
+                if os.path.exists(os.path.join(self.dirs[state], job)):
+                    raise SourceError("job %s already exists in %s/ (use replace to resubmit)" % (job, state))
+        _atomic_write(self.dirs["tmp"], "submit-%d" % os.getpid(), os.path.join(self.dirs["inbox"], job), data)
+        return job
+
+    def status(self) -> dict:
+        counts = {}
+        for state in ("inbox", "claimed", "done"):
+            counts[state] = sum(1 for n in os.listdir(self.dirs[state]) if not n.startswith("."))
+        counts["failed"] = sum(1 for n in os.listdir(self.dirs["failed"]) if not n.endswith(".reason"))
+        counts["outputs"] = sum(1 for n in os.listdir(self.dirs["outbox"]) if n.endswith(".json"))
+        counts["workers"] = len(os.listdir(self.dirs["workers"]))
+        return counts
+
+
+class SpoolTaskIO(TaskIO):
+    """Pool-process side of the spool: read the claimed file, write into outbox/ via tmp/."""
+
+    def __init__(self, spec: dict):
+        self.root = spec["root"]
+        self.owner = spec["worker_id"]
+        self.tmp = os.path.join(self.root, "tmp")
+        self.outbox = os.path.join(self.root, "outbox")
+
+    def fetch(self, locator: str) -> bytes:
+        try:
+            with open(locator, "rb") as handle:
+                return handle.read()
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                raise SourceError("claimed input %s vanished (claim lost)" % os.path.basename(locator)) from None
+            raise
+
+    def read_sidecar(self, job: str) -> dict | None:
+        try:
+            with open(os.path.join(self.outbox, job + ".json"), "rb") as handle:
+                return json.loads(handle.read())
+        except (OSError, ValueError):
+            return None
+
+    def write_outputs(self, job: str, files: dict, sidecar: bytes) -> None:
+        for name, data in files.items():
+            _atomic_write(self.tmp, self.owner, os.path.join(self.outbox, name), data)
+        _atomic_write(self.tmp, self.owner, os.path.join(self.outbox, job + ".json"), sidecar)

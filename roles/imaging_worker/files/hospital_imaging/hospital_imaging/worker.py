@@ -1,0 +1,278 @@
+"""The worker: a controlling process that claims jobs and a process pool that runs the pipeline.
+
+Only job ids and locators (paths, object names) cross the process boundary, and a small result
+dict comes back; each pool process reads its input and writes its outputs itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+
+import cv2
+
+from hospital_imaging import __version__
+from hospital_imaging import pipeline as pipeline_mod
+from hospital_imaging.errors import ImagingError, SourceError
+from hospital_imaging.logs import event
+from hospital_imaging.sources import output_names, task_io
+
+# ----------------------------------------------------------------------------------------------
+# Pool-process side
+
+_CHILD = {"io": None, "spec": None, "pipelines": {}}
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(3)  # controlling process died (SIGKILL): do not linger as an orphan
+
+
+def init_child(parent: int) -> None:
+    """Pool initializer: one OpenCV thread per process, ignore SIGTERM/SIGINT (the parent decides)."""
+    cv2.setNumThreads(1)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _child_io(spec: dict):
+    if _CHILD["spec"] != spec:
+        _CHILD["io"] = task_io(spec)
+        _CHILD["spec"] = spec
+    return _CHILD["io"]
+
+
+def _child_pipeline(definition: dict) -> pipeline_mod.Pipeline:
+    key = json.dumps(definition, sort_keys=True)
+    found = _CHILD["pipelines"].get(key)
+    if found is None:
+        found = pipeline_mod.build(definition)
+        _CHILD["pipelines"] = {key: found}
+    return found
+
+
+def sidecar_for(job: str, data: bytes, pipe: pipeline_mod.Pipeline, result: pipeline_mod.Result,
+                names: dict, worker: str) -> dict:
+    """The JSON sidecar: source checksum, pipeline version and hash, outputs, timings, statistics."""
+    outputs = {}
+    for kind, blob in result.outputs.items():
+        outputs[kind] = {"name": names[kind], "sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob),
+                         "bits": result.info["output_bits"][kind], "format": "png"}
+    return {"schema": 1, "job": job,
+            "source": dict(result.info["source"], sha256=hashlib.sha256(data).hexdigest(), bytes=len(data)),
+            "pipeline": {"name": pipe.name, "version": pipe.version, "hash": pipe.hash,
+                         "package_version": __version__, "steps": result.info["steps"]},
+            "window": result.info["window"], "outputs": outputs,
+            "timings_ms": result.info["timings_ms"], "stats": result.info["stats"], "worker": worker,
+            "created": round(time.time(), 3)}
+
+
+def process_one(spec: dict, definition: dict, job: str, locator: str) -> dict:
+    """Fetch, check for a committed identical output, run, write. Never raises."""
+    started = time.time()
+    t0 = time.perf_counter()
+    out = {"job": job, "pid": os.getpid(), "t_start": round(started, 4)}
+    try:
+        pipe = _child_pipeline(definition)
+        io = _child_io(spec)
+        data = io.fetch(locator)
+        digest = hashlib.sha256(data).hexdigest()
+        previous = io.read_sidecar(job)
+        if previous and previous.get("source", {}).get("sha256") == digest \
+                and previous.get("pipeline", {}).get("hash") == pipe.hash:
+            out.update(status="ok", skipped=True)  # duplicate delivery: outputs already committed
+        else:
+            result = pipeline_mod.run(pipe, data, locator)
+            names = output_names(job, result.outputs)
+            sidecar = sidecar_for(job, data, pipe, result, names, spec.get("worker_id", ""))
+            io.write_outputs(job, {names[k]: v for k, v in result.outputs.items()},
+                             json.dumps(sidecar, sort_keys=True, indent=1).encode())
+            out.update(status="ok", skipped=False)
+    except ImagingError as exc:
+        out.update(status="failed", code=exc.code, reason=exc.reason)
+    except SourceError as exc:
+        out.update(status="lost", reason=str(exc))
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        out.update(status="failed", code="internal", reason="internal error: %s" % type(exc).__name__)
+    out["seconds"] = time.perf_counter() - t0
+    out["t_end"] = round(time.time(), 4)
+    return out
+
+
+def process_tasks(spec: dict, definition: dict, tasks: list) -> list:
+    """One pool task = a batch of (job, locator) pairs."""
+    return [process_one(spec, definition, job, locator) for job, locator in tasks]
+
+
+# ----------------------------------------------------------------------------------------------
+# Controlling process
+
+
+class Worker:
+    """Claims jobs from ``source``, runs them in a process pool, acknowledges or fails them."""
+
+    def __init__(self, source, pipe: pipeline_mod.Pipeline, processes: int | None = None, batch: int = 4,
+                 metrics=None, poll: float = 1.0, grace: float = 30.0, pipeline_path: str | None = None):
+        self.source = source
+        self.pipeline = pipe
+        self.processes = processes or len(os.sched_getaffinity(0))
+        self.batch = max(1, batch)
+        self.metrics = metrics
+        self.poll = poll
+        self.grace = grace
+        self.pipeline_path = pipeline_path
+        self._pipeline_mtime = os.stat(pipeline_path).st_mtime if pipeline_path else None
+        self.stopping = threading.Event()
+        self.counts = {"ok": 0, "failed": 0, "skipped": 0, "released": 0, "lost": 0}
+        self._executor = None
+        self._renew_every = getattr(source, "lease", 0) / 3.0 if getattr(source, "lease", 0) else None
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT: stop claiming, finish in-flight work (or release it after ``grace``)."""
+        def handler(signum, _frame):
+            event("stop_requested", signal=signal.Signals(signum).name)
+            self.stopping.set()
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self.processes, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=init_child, initargs=(os.getpid(),))
+
+    def _maybe_reload(self) -> None:
+        if not self.pipeline_path:
+            return
+        try:
+            mtime = os.stat(self.pipeline_path).st_mtime
+        except OSError:
+            return
+        if mtime == self._pipeline_mtime:
+            return
+        self._pipeline_mtime = mtime
+        try:
+            new = pipeline_mod.load(self.pipeline_path)
+        except ImagingError as exc:
+            event("pipeline_reload_failed", logging.ERROR, reason=exc.reason, kept=self.pipeline.hash)
+            return
+        self.pipeline = new
+        event("pipeline_reloaded", hash=new.hash, version=new.version)
+
+    def run(self, once: bool = False, progress=None) -> dict:
+        """Process until stopped (``once``: until the queue is empty). Returns the counts."""
+        spec = self.source.spec()
+        recovered = self.source.recover()
+        event("worker_started", worker=spec.get("worker_id"), source=self.source.kind, processes=self.processes,
+              batch=self.batch, pipeline=self.pipeline.hash, recovered=recovered, version=__version__)
+        self._executor = self._new_executor()
+        inflight = {}          # future -> list of claims
+        held = {}              # job -> claim
+        last_renew = last_depth = last_recover = time.monotonic()
+        target = self.processes * 2
+        try:
+            while True:
+                now = time.monotonic()
+                if not self.stopping.is_set() and len(inflight) < target:
+                    claims = self.source.claim(self.batch * (target - len(inflight)))
+                    for start in range(0, len(claims), self.batch):
+                        chunk = claims[start:start + self.batch]
+                        for claim in chunk:
+                            held[claim.job] = claim
+                            event("job_claimed", logging.DEBUG, job=claim.job)
+                        fut = self._executor.submit(process_tasks, spec, self.pipeline.to_dict(),
+                                                    [(c.job, c.locator) for c in chunk])
+                        inflight[fut] = chunk
+                if self.metrics is not None:
+                    self.metrics.in_flight.set(len(held))
+                    if now - last_depth > 2.0:
+                        self.metrics.queue_depth.set(self.source.depth())
+                        last_depth = now
+                if not inflight:
+                    if self.stopping.is_set():
+                        break
+                    if now - last_recover > 5.0 or once:
+                        last_recover = now
+                        if self.source.recover():
+                            continue
+                    if once:
+                        break
+                    self._maybe_reload()
+                    self.stopping.wait(self.poll)
+                    continue
+                done, _ = wait(list(inflight), timeout=0.5, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    chunk = inflight.pop(fut)
+                    self._finish(fut, chunk, held, progress)
+                if self._renew_every and time.monotonic() - last_renew > self._renew_every:
+                    last_renew = time.monotonic()
+                    for claim in self.source.renew(list(held.values())):
+                        event("claim_lost", logging.WARNING, job=claim.job)
+                        claim.extra["lost"] = True
+                if self.stopping.is_set() and inflight and time.monotonic() - self._stop_time() > self.grace:
+                    event("grace_expired", logging.WARNING, releasing=len(held))
+                    break
+        finally:
+            for claim in list(held.values()):
+                self.source.release(claim)
+                self.counts["released"] += 1
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            if self.metrics is not None:
+                self.metrics.in_flight.set(0)
+            event("worker_stopped", **self.counts)
+        return dict(self.counts)
+
+    def _stop_time(self) -> float:
+        if not hasattr(self, "_stopped_at"):
+            self._stopped_at = time.monotonic()  # pylint: disable=attribute-defined-outside-init
+        return self._stopped_at
+
+    def _finish(self, fut, chunk, held, progress) -> None:
+        try:
+            results = fut.result()
+        except BrokenProcessPool:
+            event("pool_broken", logging.ERROR, jobs=[c.job for c in chunk])
+            for claim in chunk:
+                held.pop(claim.job, None)
+                self.source.release(claim)
+                self.counts["released"] += 1
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = self._new_executor()
+            return
+        by_job = {c.job: c for c in chunk}
+        for res in results:
+            claim = by_job[res["job"]]
+            held.pop(claim.job, None)
+            if claim.extra.get("lost") or res["status"] == "lost":
+                self.counts["lost"] += 1
+                event("job_lost", logging.WARNING, job=claim.job, reason=res.get("reason", "lease lost"))
+                continue
+            if res["status"] == "ok":
+                self.source.ack(claim, {"skipped": res.get("skipped", False)})
+                self.counts["ok"] += 1
+                if res.get("skipped"):
+                    self.counts["skipped"] += 1
+                if self.metrics is not None:
+                    self.metrics.processed.inc()
+                    self.metrics.latency.observe(res["seconds"])
+                event("job_done", job=claim.job, seconds=round(res["seconds"], 4), skipped=res.get("skipped", False),
+                      t_claim=round(claim.claimed_at, 4), t_start=res["t_start"], t_end=res["t_end"],
+                      t_ack=round(time.time(), 4), pid=res["pid"])
+            else:
+                self.source.fail(claim, res["code"], res["reason"])
+                self.counts["failed"] += 1
+                if self.metrics is not None:
+                    self.metrics.failed.labels(reason=res["code"]).inc()
+                event("job_failed", logging.WARNING, job=claim.job, code=res["code"], reason=res["reason"],
+                      t_claim=round(claim.claimed_at, 4), t_ack=round(time.time(), 4))
+            if progress is not None:
+                progress(self.counts)
