@@ -142,7 +142,7 @@ def _submit(opts: dict, files: list) -> int:
                 data = handle.read()
             ext = os.path.splitext(path)[1].lower()
             ext = ext if ext in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm") else ""
-            job = opts["id"] or hashlib.sha256(data).hexdigest()[:32] + ext.replace(".png", ".img")
+            job = opts["id"] or hashlib.sha256(data).hexdigest()[:32] + ext
             source.submit(job, data, replace=bool(opts["replace"]))
             print(json.dumps({"file": path, "job": job}))
     finally:

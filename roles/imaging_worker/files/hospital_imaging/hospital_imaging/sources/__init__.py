@@ -23,9 +23,9 @@ SIDECAR_SUFFIX = ".json"
 
 def check_job_id(job: str) -> str:
     """Job ids name files and objects: letters, digits, '.', '_' and '-' only."""
-    if not JOB_ID.match(job) or job.endswith((SIDECAR_SUFFIX, ".png", ".reason")):
+    if not JOB_ID.match(job) or job.endswith(".reason"):
         raise SourceError("invalid job id %r: use 1-200 of [A-Za-z0-9._-], not starting with '.' "
-                          "and not ending in .json/.png/.reason" % job)
+                          "and not ending in .reason" % job)
     return job
 
 
