@@ -56,7 +56,7 @@ def ceph_cluster():
 def base_image():
     from testbed import image  # pylint: disable=import-outside-toplevel
 
-    img, _ = _timed("base_image", image.ensure)
+    img, dummy = _timed("base_image", image.ensure)
     return img
 
 

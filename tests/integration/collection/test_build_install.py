@@ -1,0 +1,52 @@
+"""The collection builds with ansible-galaxy, installs, and every plugin's docs render."""
+
+from __future__ import annotations
+
+import subprocess
+
+import yaml
+
+from testbed.ansible_run import REPO, VENV_PY
+
+BIN = VENV_PY.parent
+
+
+def _plugins() -> list[tuple[str, str]]:
+    out = []
+    for f in sorted((REPO / "plugins" / "modules").glob("*.py")):
+        if f.name != "__init__.py":
+            out.append(("module", f.stem))
+    for f in sorted((REPO / "plugins" / "filter").glob("*.yml")):
+        out.append(("filter", f.stem))
+    return out
+
+
+def test_galaxy_metadata():
+    meta = yaml.safe_load((REPO / "galaxy.yml").read_text())
+    assert (meta["namespace"], meta["name"], meta["version"]) == ("hospital", "cloud", "0.1.0")
+    assert {"community.libvirt", "community.general", "ansible.posix"} <= set(meta["dependencies"])
+    runtime = yaml.safe_load((REPO / "meta" / "runtime.yml").read_text())
+    assert runtime["requires_ansible"].startswith(">=2.")
+
+
+def test_build_install_and_ansible_doc(tmp_path):
+    plugins = _plugins()
+    assert plugins, "the collection ships no module or filter plugin"
+    build = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "build", str(REPO),
+                            "--output-path", str(tmp_path)], capture_output=True, text=True, check=False)
+    assert build.returncode == 0, build.stderr
+    tarball = tmp_path / "hospital-cloud-0.1.0.tar.gz"
+    assert tarball.exists()
+    listing = subprocess.run(["tar", "-tzf", str(tarball)], capture_output=True, text=True, check=True).stdout
+    assert "galaxy.yml" not in listing.split()  # built collections carry MANIFEST.json instead
+    assert "MANIFEST.json" in listing and ".venv/" not in listing and ".cache/" not in listing
+    dest = tmp_path / "installed"
+    inst = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "--no-deps", "-p", str(dest),
+                           str(tarball)], capture_output=True, text=True, check=False)
+    assert inst.returncode == 0, inst.stderr
+    assert (dest / "ansible_collections" / "hospital" / "cloud" / "MANIFEST.json").exists()
+    env = {"ANSIBLE_COLLECTIONS_PATH": str(dest), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    for kind, name in plugins:
+        doc = subprocess.run([str(BIN / "ansible-doc"), "-t", kind, "hospital.cloud." + name],
+                             capture_output=True, text=True, env=env, check=False)
+        assert doc.returncode == 0 and "hospital.cloud." + name in doc.stdout, (kind, name, doc.stderr)
