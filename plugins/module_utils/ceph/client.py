@@ -1,0 +1,173 @@
+# -*- coding: utf-8 -*-
+# Copyright: hospital.cloud maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one Ceph connection helper of the collection (librados, no CLI forks).
+
+Every module opens one :class:`CephClient`, reads state with :meth:`CephClient.query` and sends
+changes with :meth:`CephClient.change`, which records each change (the module's ``commands``)
+and, in check mode, records without sending. Domain errors are :class:`CephError`; the modules
+turn them into ``fail_json`` in one place (:func:`run`).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import json
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+
+RADOS_IMPORT_ERROR = None
+try:
+    import rados
+except ImportError:
+    rados = None
+    RADOS_IMPORT_ERROR = traceback.format_exc()
+
+
+def connection_argument_spec():
+    """Options shared by every Ceph module (documented in doc_fragments/ceph.py)."""
+    return dict(
+        cluster=dict(type='str', default='ceph'),
+        conf=dict(type='path'),
+        client=dict(type='str', default='client.admin'),
+        keyring=dict(type='path', no_log=False),
+        connect_timeout=dict(type='int', default=10),
+    )
+
+
+class CephError(Exception):
+    """A Ceph operation failed or a request cannot be honoured; message is for the user."""
+
+    def __init__(self, msg, **details):
+        super(CephError, self).__init__(msg)
+        self.details = details
+
+
+def _errname(ret):
+    return errno.errorcode.get(-ret, str(ret)) if ret < 0 else str(ret)
+
+
+class CephClient:
+    """A librados connection plus the log of changes it sent (or would send in check mode)."""
+
+    def __init__(self, cluster='ceph', conf=None, client='client.admin', keyring=None,
+                 connect_timeout=10, check_mode=False):
+        self.cluster = cluster
+        self.conf = conf
+        self.client = client
+        self.keyring = keyring
+        self.timeout = connect_timeout
+        self.check_mode = check_mode
+        self.commands = []
+        self.handle = None
+
+    @classmethod
+    def from_params(cls, params, check_mode=False):
+        return cls(params['cluster'], params['conf'], params['client'], params['keyring'],
+                   params['connect_timeout'], check_mode)
+
+    def connect(self):
+        if self.timeout is None or self.timeout < 1:
+            raise CephError('connect_timeout must be a positive number of seconds')
+        if not self.client or '.' not in self.client:
+            raise CephError("client must be an entity name like 'client.admin', got %r" % self.client)
+        opts = {'client_mount_timeout': str(self.timeout), 'rados_mon_op_timeout': str(self.timeout)}
+        if self.keyring:
+            opts['keyring'] = self.keyring
+        conffile = self.conf if self.conf else ''
+        try:
+            self.handle = rados.Rados(clustername=self.cluster, name=self.client, conffile=conffile,
+                                      conf=opts)
+        except rados.Error as exc:
+            raise CephError('cannot read Ceph configuration %s for cluster %r: %s'
+                            % (self.conf or '(default search path)', self.cluster, exc))
+        try:
+            self.handle.connect(timeout=self.timeout)
+        except rados.Error as exc:
+            self.handle = None
+            raise CephError(
+                'cannot connect to Ceph cluster %r as %s (conf %s, keyring %s) within %ss: %s. '
+                'Check that the monitors are reachable and that the keyring holds the key of %s.'
+                % (self.cluster, self.client, self.conf or 'default', self.keyring or 'default',
+                   self.timeout, exc, self.client))
+        return self
+
+    def close(self):
+        if self.handle is not None:
+            self.handle.shutdown()
+            self.handle = None
+
+    def __enter__(self):
+        return self.connect()
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _mon(self, cmd, inbuf=b''):
+        try:
+            ret, out, outs = self.handle.mon_command(json.dumps(cmd), inbuf, timeout=self.timeout)
+        except rados.Error as exc:
+            return -errno.EIO, b'', str(exc)
+        return ret, out, outs
+
+    def query(self, prefix, missing_ok=False, **args):
+        """Run a read-only mon command with JSON output; None if missing_ok and ENOENT."""
+        cmd = dict(args, prefix=prefix, format='json')
+        ret, out, outs = self._mon(cmd)
+        if ret == -errno.ENOENT and missing_ok:
+            return None
+        if ret != 0:
+            raise CephError('%s failed (%s): %s' % (prefix, _errname(ret), outs.strip()),
+                            command=redact(cmd))
+        try:
+            return json.loads(out) if out else None
+        except ValueError:
+            return out.decode('utf-8', 'replace')
+
+    def change(self, cmd, action=None, inbuf=b''):
+        """Record a change and, unless in check mode, apply it.
+
+        ``cmd`` is a mon command dict (sent with ``mon_command``) or, with ``action``, a
+        description (e.g. ``{'prefix': 'rbd create', ...}``) of a librbd call ``action()``.
+        """
+        self.commands.append(redact(cmd))
+        if self.check_mode:
+            return None
+        if action is not None:
+            try:
+                return action()
+            except (rados.Error, OSError) as exc:
+                raise CephError('%s failed: %s' % (cmd['prefix'], exc), command=redact(cmd))
+        ret, out, outs = self._mon(cmd, inbuf)
+        if ret != 0:
+            raise CephError('%s failed (%s): %s' % (cmd['prefix'], _errname(ret), outs.strip()),
+                            command=redact(cmd))
+        return out
+
+
+def redact(cmd):
+    """A copy of a command safe to return: no key material."""
+    return dict((k, '********' if k in ('key', 'secret') else v) for k, v in cmd.items())
+
+
+def run(module, ensure, validate=None):
+    """Validate, connect, call ``ensure(module, client) -> result dict``; exit or fail here."""
+    problem = validate(module.params) if validate else None
+    if problem:
+        module.fail_json(msg=problem, commands=[])
+    if rados is None:
+        module.fail_json(msg=missing_required_lib('rados (python3-rados)'),
+                         exception=RADOS_IMPORT_ERROR)
+    client = CephClient.from_params(module.params, check_mode=module.check_mode)
+    try:
+        client.connect()
+        result = ensure(module, client)
+    except CephError as exc:
+        module.fail_json(msg=str(exc), commands=client.commands, **exc.details)
+    finally:
+        client.close()
+    result['commands'] = client.commands
+    module.exit_json(**result)
