@@ -335,6 +335,7 @@ def rebalance(prob, state, max_tries, elig=None):
         for i in sorted(state.on[h] - state.fixed):
             it = prob.items[i]
             best = None
+            state.remove(it)
             for g in elig.hosts(it):
                 if g == h or not state.can(it, g):
                     continue
@@ -343,9 +344,8 @@ def rebalance(prob, state, max_tries, elig=None):
                 state.remove(it)
                 if lg < top - 1e-9 and (best is None or (lg, g) < best):
                     best = (lg, g)
+            state.put(it, h if best is None else best[1])
             if best is not None:
-                state.remove(it)
-                state.put(it, best[1])
                 improved = True
                 break
         if not improved:
@@ -408,28 +408,34 @@ def repair_reserve(prob, state, max_tries, allow_fixed=False):
         if not failures:
             return moved, True
         h = failures[0][0]
-        candidates = sorted(i for i in state.on[h]
+        # move a VM off the host that cannot be absorbed, or an anti-affinity peer in the way
+        groups = {g for i in state.on[h] for g, _ in prob.items[i].anti_affinity}
+        pool = set(state.on[h]) | {it.index for it in prob.items
+                                   if groups & {g for g, _ in it.anti_affinity}}
+        candidates = sorted(i for i in pool
                             if prob.items[i].pin is None and (allow_fixed or i not in state.fixed))
+        thorough = len(prob.items) * len(prob.hosts) <= 4000
         best = None
         for i in candidates:
             it = prob.items[i]
+            src = state.host_of[i]
+            state.remove(it)
             for g in elig.hosts(it):
-                if g == h or not state.can(it, g):
+                if g == src or not state.can(it, g):
                     continue
-                state.remove(it)
                 state.put(it, g)
-                lg = load(state, g)
+                score = (len(check_reserve(prob, state)[1]) if thorough else 0, load(state, g), i, g)
                 state.remove(it)
-                state.put(it, h)
-                if best is None or (lg, i, g) < best:
-                    best = (lg, i, g)
+                if best is None or score < best:
+                    best = score
+            state.put(it, src)
         if best is None:
             return moved, False
-        it = prob.items[best[1]]
+        it = prob.items[best[2]]
         state.remove(it)
-        state.put(it, best[2])
-        state.fixed.discard(best[1])
-        moved.append(best[1])
+        state.put(it, best[3])
+        state.fixed.discard(best[2])
+        moved.append(best[2])
     _, failures = check_reserve(prob, state)
     return moved, not failures
 
@@ -455,7 +461,8 @@ def diagnose(prob, state, item, exclude=(), evacuation=False):
         for h in hosts:
             kinds.setdefault(static[h], []).append(h)
         return "no host can take it: " + "; ".join(
-            "%s %s" % (_names(prob, hs), r) for r, hs in sorted(kinds.items()))
+            "%s%s %s" % (_names(prob, hs), ":" if len(hs) > 1 else "", r)
+            for r, hs in sorted(kinds.items()))
     blocked, free_hosts = {}, []
     for h in open_hosts:
         others = state.conflicts(item, h)
@@ -467,9 +474,17 @@ def diagnose(prob, state, item, exclude=(), evacuation=False):
     prefix = ""
     if blocked:
         prefix = "anti-affinity with %s " % ", ".join(
-            sorted(prob.items[o].name for o in blocked))
+            "%s (on %s)" % (prob.items[o].name, prob.hosts[state.host_of[o]].name)
+            if state.host_of[o] is not None else prob.items[o].name
+            for o in sorted(blocked, key=lambda o: prob.items[o].name))
     if not free_hosts:
-        return (prefix or "constraints ") + "leave no host (candidates: %s)" % _names(prob, open_hosts)
+        kinds = {}
+        for h in hosts:
+            if static[h] is not None:
+                kinds.setdefault(static[h], []).append(h)
+        rest = "; ".join("%s%s %s" % (_names(prob, hs), ":" if len(hs) > 1 else "", r)
+                         for r, hs in sorted(kinds.items()))
+        return (prefix or "constraints ") + "leaves no host" + (" (%s)" % rest if rest else "")
 
     def lack(h):
         out = []

@@ -45,7 +45,7 @@ def fmt_amount(dim, value):
         return "%d MiB" % value
     if dim == "disk":
         return "%d GiB" % value
-    return "%d vCPU" % value
+    return "%d" % value
 
 
 def parse_amount(value, dim, where):

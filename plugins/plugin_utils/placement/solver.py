@@ -76,12 +76,12 @@ def place(prob):
     info["lower_bound"] = lb
     want_exact = failed or (prob.strategy == "pack" and state.used_hosts() > lb) or \
         prob.strategy == "spread" or _moves_of(prob, state) > 0
-    if want_exact and prob.use_solver and prob.time_limit > 0:
-        if not exact.HAS_ORTOOLS:
-            info["warnings"].append(
-                "OR-Tools (ortools) is not installed: heuristic plan only, no optimality proof (%s)"
-                % exact.ORTOOLS_IMPORT_ERROR)
-        elif exact.model_size(prob) > EXACT_MAX_PAIRS:
+    if prob.use_solver and prob.time_limit > 0 and not exact.HAS_ORTOOLS:
+        info["warnings"].append(
+            "OR-Tools (ortools) is not installed: heuristic plan only, no optimality proof (%s)"
+            % exact.ORTOOLS_IMPORT_ERROR)
+    if want_exact and prob.use_solver and prob.time_limit > 0 and exact.HAS_ORTOOLS:
+        if exact.model_size(prob) > EXACT_MAX_PAIRS:
             pass                 # too large for the time budget: the heuristic plan stands
         else:
             status, host_of = exact.solve(prob, state, prob.time_limit, lb if not failed else 0)
@@ -149,6 +149,10 @@ def result(prob, state, info):
     for it in prob.items:
         for v in it.vms:
             current[v.name] = it.current
+    host_reason = {}
+    for i, r in sorted(info["reasons"].items()):
+        if "capacity" in r or "anti-affinity" in r:
+            host_reason.setdefault(prob.items[i].current, r)
     moves = []
     for it in prob.items:
         main = hosts[it.current].name if it.current is not None else None
@@ -165,7 +169,8 @@ def result(prob, state, info):
             if old != main:
                 reason = "affinity group %s runs on %s" % (v.affinity, dest)
             else:
-                reason = info["reasons"].get(it.index, "makes room for the plan (fewest moves)")
+                reason = info["reasons"].get(it.index) or host_reason.get(
+                    it.current, "makes room for the plan (fewest moves)")
             moves.append({"vm": v.name, "from": old, "to": dest, "reason": reason})
     moves.sort(key=lambda m: m["vm"])
     out = {
