@@ -1,0 +1,381 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: hospital.cloud contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+module: libvirt_domain
+short_description: Define and converge a libvirt domain (VM) from typed parameters
+version_added: 0.1.0
+description:
+  - Renders libvirt C(<domain>) XML from typed parameters and converges the domain to it.
+  - Idempotent by a semantic comparison of the fields this module owns against the inactive XML of
+    the domain; changes made outside Ansible (C(virsh edit), C(virsh setmaxmem)) are detected and
+    corrected. Fields that are not given are not owned and keep libvirt's value.
+  - The UUID and the MAC addresses stay the same across runs and re-definitions. A NIC without
+    O(interfaces[].mac) keeps the MAC of the existing NIC on the same source, or gets one derived
+    from the domain name and NIC index.
+  - A running domain whose definition changes is redefined; it is restarted only with
+    O(restart_on_change=true), otherwise RV(needs_restart) is true.
+  - With only O(name) and O(state) (no O(vcpus), O(memory) and other definition options) the module
+    manages the run state of an existing domain and leaves its definition alone.
+author:
+  - hospital.cloud contributors
+extends_documentation_fragment:
+  - hospital.cloud.libvirt
+attributes:
+  check_mode:
+    support: full
+    details: Reads the real domain and returns the same RV(changes) and RV(calls) a real run makes.
+  diff_mode:
+    support: full
+    details: Before/after of the owned fields, the run state and autostart.
+  idempotent:
+    support: full
+    details: A second run with the same parameters reports no change.
+options:
+  name:
+    description: Domain name (letters, digits, C(_ . + -); no C(/)).
+    type: str
+    required: true
+  state:
+    description:
+      - V(present) defines the domain and leaves its run state; V(running), V(shutoff), V(paused)
+        also bring it there; V(absent) stops and undefines it.
+    type: str
+    choices: [present, running, shutoff, paused, absent]
+    default: present
+  uuid:
+    description: UUID for a new domain (libvirt picks one if not given). An existing domain keeps its UUID.
+    type: str
+  domain_type:
+    description: V(kvm) on hosts with hardware virtualisation, V(qemu) (TCG emulation) elsewhere.
+    type: str
+    choices: [kvm, qemu]
+    default: kvm
+  vcpus:
+    description: Number of virtual CPUs. Required to define a domain.
+    type: int
+  memory:
+    description: Memory in MiB (maximum and current). Required to define a domain.
+    type: int
+  cpu:
+    description: Guest CPU. Not owned when omitted.
+    type: dict
+    suboptions:
+      mode:
+        description: CPU mode.
+        type: str
+        choices: [host-passthrough, host-model, custom]
+        default: host-model
+      model:
+        description: CPU model for mode V(custom), for example V(qemu64).
+        type: str
+      sockets:
+        description: Topology sockets (sockets*cores*threads must equal O(vcpus)).
+        type: int
+      cores:
+        description: Topology cores per socket.
+        type: int
+      threads:
+        description: Topology threads per core.
+        type: int
+  machine:
+    description: Machine type (V(pc), V(q35) or a versioned one). Not owned when omitted.
+    type: str
+  firmware:
+    description: V(uefi) uses libvirt's firmware auto-selection (needs OVMF on the host).
+    type: str
+    choices: [bios, uefi]
+    default: bios
+  boot:
+    description: Boot device order, or direct kernel boot.
+    type: dict
+    suboptions:
+      devices:
+        description: Boot device order (default V(hd)).
+        type: list
+        elements: str
+        choices: [hd, cdrom, network, fd]
+      kernel:
+        description: Absolute path of a kernel on the host (direct kernel boot).
+        type: str
+      initrd:
+        description: Absolute path of an initrd on the host.
+        type: str
+      cmdline:
+        description: Kernel command line.
+        type: str
+  disks:
+    description: The domain's disks, in order. Owned as a whole list when the domain is defined.
+    type: list
+    elements: dict
+    suboptions:
+      type:
+        description: V(file) (qcow2/raw image), V(block) device, libvirt V(volume), or Ceph V(rbd).
+        type: str
+        choices: [file, block, volume, rbd]
+        default: file
+      device:
+        description: Disk or CD-ROM.
+        type: str
+        choices: [disk, cdrom]
+        default: disk
+      path:
+        description: Absolute path of the image file (V(file)) or device (V(block)).
+        type: str
+      pool:
+        description: libvirt storage pool (V(volume)) or Ceph pool (V(rbd)).
+        type: str
+      volume:
+        description: libvirt volume name (V(volume)).
+        type: str
+      image:
+        description: RBD image name (V(rbd)).
+        type: str
+      monitors:
+        description: Ceph monitors as V(host) or V(host:port) (V(rbd)).
+        type: list
+        elements: str
+      user:
+        description: cephx user, for example V(libvirt) for C(client.libvirt) (V(rbd)).
+        type: str
+      secret_uuid:
+        description: UUID of the libvirt secret with the user's key, see M(hospital.cloud.libvirt_secret) (V(rbd)).
+        type: str
+      format:
+        description: Image format; default V(qcow2) for file disks, V(raw) otherwise (rbd is always raw).
+        type: str
+        choices: [raw, qcow2]
+      target:
+        description: Target device in the guest (V(vda), V(sda), ...). Unique per domain.
+        type: str
+        required: true
+      bus:
+        description: Disk bus.
+        type: str
+        choices: [virtio, scsi, sata, ide, usb]
+        default: virtio
+      cache:
+        description: qemu cache mode. Not owned when omitted.
+        type: str
+        choices: [default, none, writethrough, writeback, directsync, unsafe]
+      readonly:
+        description: Attach read-only (CD-ROMs always are).
+        type: bool
+        default: false
+  interfaces:
+    description: Network interfaces, in order.
+    type: list
+    elements: dict
+    suboptions:
+      type:
+        description: Attach to a host bridge or a libvirt network.
+        type: str
+        choices: [bridge, network]
+        default: network
+      source:
+        description: Bridge or network name.
+        type: str
+        required: true
+      model:
+        description: NIC model.
+        type: str
+        default: virtio
+      mac:
+        description: Fixed MAC address; when omitted the existing or a stable derived MAC is kept.
+        type: str
+  serial_console:
+    description: A serial port with a pty console (C(virsh console)).
+    type: bool
+    default: false
+  serial_log:
+    description: Also log the serial console to this file on the host (needs O(serial_console)).
+    type: str
+  graphics:
+    description: Graphical console listening on 127.0.0.1.
+    type: str
+    choices: [none, vnc, spice]
+    default: none
+  autostart:
+    description: Start the domain when libvirtd starts. Not changed when omitted.
+    type: bool
+  metadata:
+    description:
+      - Owner tags (string values) kept in the domain's C(<metadata>) in the
+        C(https://hospital.cloud/xmlns/libvirt/domain/1) namespace; returned by M(hospital.cloud.libvirt_domain_info).
+    type: dict
+  extra_devices:
+    description:
+      - XML of further devices (one C(<device>) element each, for example C(<rng model='virtio'>...))
+        for what has no typed parameter. Owned: missing ones are added, unknown ones removed.
+    type: list
+    elements: str
+  restart_on_change:
+    description: Restart an active domain whose definition changed (otherwise RV(needs_restart) tells).
+    type: bool
+    default: false
+  shutdown_timeout:
+    description: Seconds to wait for an ACPI shutdown before powering off; V(0) powers off at once.
+    type: int
+    default: 120
+  remove_storage:
+    description:
+      - With O(state=absent), also delete the domain's file disks (never block, volume or RBD disks).
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+- name: A VM with its system disk on Ceph RBD, running
+  hospital.cloud.libvirt_domain:
+    name: pacs-01
+    state: running
+    vcpus: 4
+    memory: 8192
+    cpu:
+      mode: host-passthrough
+    disks:
+      - type: rbd
+        pool: vms
+        image: pacs-01-root
+        monitors: [10.0.0.11, 10.0.0.12, 10.0.0.13]
+        user: libvirt
+        secret_uuid: 2a5b0c3e-8c0f-4a44-9f3e-6d1c2b7a9e10
+        target: vda
+        cache: none
+    interfaces:
+      - type: bridge
+        source: br-clinical
+    serial_console: true
+    autostart: true
+    metadata:
+      owner: radiology
+
+- name: A small TCG test domain that direct-boots a kernel
+  hospital.cloud.libvirt_domain:
+    name: test-vm
+    state: running
+    domain_type: qemu
+    vcpus: 1
+    memory: 512
+    boot:
+      kernel: /var/lib/images/vmlinuz
+      initrd: /var/lib/images/initrd.img
+      cmdline: root=/dev/vda console=ttyS0
+    disks:
+      - path: /var/lib/libvirt/images/test-vm.qcow2
+        target: vda
+
+- name: Remove a VM and its image files
+  hospital.cloud.libvirt_domain:
+    name: test-vm
+    state: absent
+    remove_storage: true
+"""
+
+RETURN = r"""
+changes:
+  description: The actions taken (or, in check mode, that would be taken), in order.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"action": "define", "fields": ["memory"]}, {"action": "start"}]
+calls:
+  description: The libvirt API calls made (check mode, the calls a real run would make).
+  returned: always
+  type: list
+  elements: str
+  sample: ["defineXML", "createWithFlags"]
+xml:
+  description: The domain XML rendered from the parameters (null with state absent or state-only use).
+  returned: always
+  type: str
+needs_restart:
+  description: The domain runs with a definition older than the desired one.
+  returned: always
+  type: bool
+restart_fields:
+  description: The owned fields in which the running domain differs from the desired definition.
+  returned: always
+  type: list
+  elements: str
+state:
+  description: The domain's run state after the task.
+  returned: always
+  type: str
+  sample: running
+domain:
+  description: Name, UUID, state and autostart of the domain after the task.
+  returned: always
+  type: dict
+  sample: {"name": "pacs-01", "uuid": "1b4e28ba-2fa1-11d2-883f-0016d3cca427", "state": "running", "autostart": true}
+"""
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection
+from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.domain import run
+from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.errors import LibvirtModuleError
+
+
+def argument_spec():
+    disk = dict(type=dict(type="str", default="file", choices=["file", "block", "volume", "rbd"]),
+                device=dict(type="str", default="disk", choices=["disk", "cdrom"]),
+                path=dict(type="str"), pool=dict(type="str"), volume=dict(type="str"), image=dict(type="str"),
+                monitors=dict(type="list", elements="str"), user=dict(type="str"),
+                secret_uuid=dict(type="str"), format=dict(type="str", choices=["raw", "qcow2"]),
+                target=dict(type="str", required=True),
+                bus=dict(type="str", default="virtio", choices=["virtio", "scsi", "sata", "ide", "usb"]),
+                cache=dict(type="str", choices=["default", "none", "writethrough", "writeback", "directsync",
+                                                "unsafe"]),
+                readonly=dict(type="bool", default=False))
+    iface = dict(type=dict(type="str", default="network", choices=["bridge", "network"]),
+                 source=dict(type="str", required=True), model=dict(type="str", default="virtio"),
+                 mac=dict(type="str"))
+    spec = dict(
+        name=dict(type="str", required=True),
+        state=dict(type="str", default="present", choices=["present", "running", "shutoff", "paused", "absent"]),
+        uuid=dict(type="str"),
+        domain_type=dict(type="str", default="kvm", choices=["kvm", "qemu"]),
+        vcpus=dict(type="int"), memory=dict(type="int"),
+        cpu=dict(type="dict", options=dict(
+            mode=dict(type="str", default="host-model", choices=["host-passthrough", "host-model", "custom"]),
+            model=dict(type="str"), sockets=dict(type="int"), cores=dict(type="int"), threads=dict(type="int"))),
+        machine=dict(type="str"),
+        firmware=dict(type="str", default="bios", choices=["bios", "uefi"]),
+        boot=dict(type="dict", options=dict(
+            devices=dict(type="list", elements="str", choices=["hd", "cdrom", "network", "fd"]),
+            kernel=dict(type="str"), initrd=dict(type="str"), cmdline=dict(type="str"))),
+        disks=dict(type="list", elements="dict", options=disk),
+        interfaces=dict(type="list", elements="dict", options=iface),
+        serial_console=dict(type="bool", default=False),
+        serial_log=dict(type="str"),
+        graphics=dict(type="str", default="none", choices=["none", "vnc", "spice"]),
+        autostart=dict(type="bool"),
+        metadata=dict(type="dict"),
+        extra_devices=dict(type="list", elements="str"),
+        restart_on_change=dict(type="bool", default=False),
+        shutdown_timeout=dict(type="int", default=120),
+        remove_storage=dict(type="bool", default=False),
+    )
+    spec.update(connection.CONNECTION_ARGS)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    if not connection.HAS_LIBVIRT:
+        module.fail_json(msg=missing_required_lib("libvirt-python"), exception=connection.LIBVIRT_IMPORT_ERROR)
+    try:
+        result = run(module.params, check_mode=module.check_mode, want_diff=module._diff)
+    except LibvirtModuleError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
