@@ -1,0 +1,106 @@
+# -*- coding: utf-8 -*-
+# Copyright: hospital.cloud contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""libvirt_secret: a ceph (cephx) secret with a stable UUID and an idempotently set value.
+
+A private secret's value cannot be read back, so the secret's <description> carries a salted
+digest (sha256 over uuid + value); a different digest means the key was rotated.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import uuid as uuidlib
+import xml.etree.ElementTree as ET
+
+from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection as lv
+from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.domain_spec import (
+    check_uuid, decode_key, secret_digest)
+from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.errors import LibvirtModuleError
+
+DIGEST_PREFIX = "hospital.cloud sha256:"
+# UUIDs derived from the usage name are the same on every host, so domain XML is too
+UUID_NAMESPACE = uuidlib.UUID("0b8a6c1e-93f5-4c1a-9a43-6f0d3b2e7c51")
+
+
+def render(uuid, usage, digest, private=True):
+    sec = ET.Element("secret", ephemeral="no", private="yes" if private else "no")
+    ET.SubElement(sec, "uuid").text = uuid
+    ET.SubElement(sec, "description").text = DIGEST_PREFIX + digest
+    use = ET.SubElement(sec, "usage", type="ceph")
+    ET.SubElement(use, "name").text = usage
+    return ET.tostring(sec, encoding="unicode")
+
+
+def parse(xml):
+    sec = ET.fromstring(xml)
+    desc = (sec.findtext("description") or "").strip()
+    return {"uuid": (sec.findtext("uuid") or "").strip(), "usage_type": sec.find("usage").get("type")
+            if sec.find("usage") is not None else None, "usage": (sec.findtext("usage/name") or "").strip(),
+            "private": sec.get("private") == "yes",
+            "digest": desc[len(DIGEST_PREFIX):] if desc.startswith(DIGEST_PREFIX) else None}
+
+
+def _lookup(conn, uuid, usage):
+    found = {}
+    for sec in conn.listAllSecrets():
+        info = parse(sec.XMLDesc(0))
+        if info["uuid"] == uuid:
+            found["uuid"] = (sec, info)
+        elif info["usage_type"] == "ceph" and info["usage"] == usage:
+            found["usage"] = (sec, info)
+    return found
+
+
+def run(p, check_mode=False, want_diff=False):
+    usage = p["usage"]
+    if not usage or not usage.strip():
+        raise LibvirtModuleError("usage: the ceph usage name is required (e.g. 'client.libvirt secret')")
+    uuid = check_uuid(p["uuid"], "uuid") if p.get("uuid") else str(uuidlib.uuid5(UUID_NAMESPACE, "ceph:" + usage))
+    raw = None
+    if p["state"] == "present":
+        if p.get("value") is None:
+            raise LibvirtModuleError("value: the cephx key is required with state=present")
+        raw = decode_key(p["value"])
+    with lv.connect(p["uri"]) as conn:
+        found = _lookup(conn, uuid, usage)
+        if "usage" in found:
+            raise LibvirtModuleError("usage: secret %s already has usage ceph '%s'; one usage name belongs to one "
+                                     "secret (remove it or use its uuid)" % (found["usage"][1]["uuid"], usage))
+        sec, before = found.get("uuid", (None, None))
+        changes = []
+        if p["state"] == "absent":
+            if sec is not None:
+                changes.append({"action": "undefine"})
+        else:
+            digest = secret_digest(uuid, p["value"].strip())
+            want = {"uuid": uuid, "usage_type": "ceph", "usage": usage, "private": p["private"], "digest": digest}
+            fields = [k for k in ("usage_type", "usage", "private") if before is None or before[k] != want[k]]
+            if before is None or fields:
+                changes.append({"action": "define", "fields": fields})
+            if before is None or before["digest"] != digest:
+                changes.append({"action": "set_value", "reason": "new secret" if before is None else
+                                "value differs (digest in the description)"})
+        calls = []
+        for change in changes:
+            if check_mode:
+                calls.extend({"define": ["secretDefineXML"], "set_value": ["setValue", "secretDefineXML"],
+                              "undefine": ["undefine"]}[change["action"]])
+            elif change["action"] == "undefine":
+                lv.call(calls, "undefine", sec.undefine)
+            elif change["action"] == "define":
+                # the digest is recorded only after the value is set (a failed setValue leaves none)
+                old = before["digest"] if before and before["digest"] else ""
+                sec = lv.call(calls, "secretDefineXML", conn.secretDefineXML, render(uuid, usage, old, p["private"]))
+            else:
+                lv.call(calls, "setValue", sec.setValue, raw)
+                lv.call(calls, "secretDefineXML", conn.secretDefineXML, render(uuid, usage, digest, p["private"]))
+    result = {"changed": bool(changes), "changes": changes, "calls": calls, "uuid": uuid, "usage": usage}
+    if want_diff:
+        public = ("uuid", "usage", "private")
+        result["diff"] = {"before": dict((k, before[k]) for k in public) if before else {},
+                          "after": {} if p["state"] == "absent" else dict(
+                              uuid=uuid, usage=usage, private=p["private"],
+                              value="(changed)" if any(c["action"] == "set_value" for c in changes) else "(unchanged)")}
+    return result
