@@ -10,6 +10,7 @@ input order, so the same input always gives the same plan.
 from __future__ import annotations
 
 import heapq
+import random
 
 from ansible_collections.hospital.cloud.plugins.plugin_utils.placement.model import (
     DIMS, DIM_LABEL, fmt_amount)
@@ -233,13 +234,18 @@ def greedy(prob, state, indices, strategy, elig=None):
     return failed
 
 
-def mbs(prob, state, indices, node_limit=4000):
-    """Minimum bin slack (Gupta-Ho): fill host after host with the subset of least slack.
+def mbs(prob, state, indices, node_limit=20000, seed=None):
+    """Minimum bin slack (Gupta-Ho MBS'): fill host after host with the subset of least slack.
 
-    Used for unconstrained items only (no pin, labels or anti-affinity)."""
+    Used for unconstrained items only (no pin, labels or anti-affinity). ``node_limit`` bounds
+    the items scanned per host; ``seed`` perturbs the order (deterministic restarts)."""
     tot = [sum(h.capacity[d] for h in prob.hosts) or 1 for d in range(ND)]
     key = size_key(prob)
     rest = sorted(indices, key=lambda i: (-key[i], i))
+    if seed is not None:
+        rng = random.Random(seed)
+        noisy = {i: key[i] * (1 + 0.3 * rng.random()) for i in rest}
+        rest = [rest[0]] + sorted(rest[1:], key=lambda i: (-noisy[i], i))
     for h in host_order(prob):
         if not rest:
             break
@@ -260,6 +266,7 @@ def mbs(prob, state, indices, node_limit=4000):
                 return
             last = None
             for j in range(start, len(rest)):
+                nodes[0] += 1
                 dem = dems[j]
                 if dem == last:
                     continue              # same size as a sibling already tried

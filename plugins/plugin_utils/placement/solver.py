@@ -17,7 +17,8 @@ from ansible_collections.hospital.cloud.plugins.plugin_utils.placement.model imp
     DIMS, PlacementError, build_problem)
 
 EXACT_MAX_PAIRS = 20000     # items x hosts above which CP-SAT is not tried
-MBS_MAX_ITEMS = 1000
+MBS_MAX_ITEMS = 600
+MBS_RESTARTS = 30
 
 
 def _moves_of(prob, state):
@@ -59,21 +60,25 @@ def place(prob):
     pending = [it.index for it in prob.items if state.host_of[it.index] is None]
     base = state.copy()
     failed = greedy(prob, state, pending, prob.strategy, elig)
-    if not failed and prob.strategy == "pack" and _unconstrained(prob) and \
-            len(prob.items) <= MBS_MAX_ITEMS:
-        trial = base.copy()
-        rest = mbs(prob, trial, pending)
-        if rest:
-            rest = greedy(prob, trial, rest, "pack", elig)
-        if not rest and trial.used_hosts() < state.used_hosts():
-            state = trial
+    lb = bounds.lower_bound(prob)
+    info["lower_bound"] = lb
     if not failed:
         if prob.strategy == "pack":
             eliminate_hosts(prob, state, min(200, len(prob.hosts)), elig)
         else:
             rebalance(prob, state, min(4 * len(prob.items), 2000), elig)
-    lb = bounds.lower_bound(prob)
-    info["lower_bound"] = lb
+    if not failed and prob.strategy == "pack" and _unconstrained(prob) and \
+            len(prob.items) <= MBS_MAX_ITEMS:
+        # MBS' with deterministic restarts while above the lower bound
+        for seed in [None] + list(range(MBS_RESTARTS)):
+            if state.used_hosts() <= lb:
+                break
+            trial = base.copy()
+            rest = mbs(prob, trial, pending, seed=seed)
+            if rest:
+                rest = greedy(prob, trial, rest, "pack", elig)
+            if not rest and trial.used_hosts() < state.used_hosts():
+                state = trial
     want_exact = failed or (prob.strategy == "pack" and state.used_hosts() > lb) or \
         prob.strategy == "spread" or _moves_of(prob, state) > 0
     if prob.use_solver and prob.time_limit > 0 and not exact.HAS_ORTOOLS:
