@@ -49,3 +49,22 @@ def test_filter_in_playbook(run_playbook):
     bad = tasks["An impossible request fails with the binding reason"]
     assert bad["failed"] and "vm huge: no host can take it" in bad["msg"]
     assert "has only 128 GiB RAM in total" in bad["msg"]
+
+
+def test_capacity_report_playbook(run_playbook, tmp_path):
+    from pathlib import Path
+    playbook = Path(__file__).resolve().parents[3] / "playbooks" / "capacity_report.yml"
+    extra = {
+        "capacity_report_dir": str(tmp_path),
+        "capacity_report_hosts": [{"name": "h%d" % i, "vcpus": 16, "memory": "64 GiB", "disk": 500}
+                                  for i in range(3)],
+        "capacity_report_vms": [{"name": "vm%d" % i, "vcpus": 4, "memory": "8 GiB", "disk": 40}
+                                for i in range(7)],
+        "capacity_report_current": {"vm0": "h2"},
+    }
+    res = run_playbook(str(playbook), extra_vars=extra)
+    assert res.rc == 0, res.stdout + res.stderr
+    md = (tmp_path / "capacity.md").read_text()
+    assert "| Host | Rack | VMs | vCPU | RAM | Disk |" in md and "| h2 |" in md
+    png = (tmp_path / "capacity.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000

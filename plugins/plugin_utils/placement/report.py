@@ -1,0 +1,137 @@
+# -*- coding: utf-8 -*-
+# Copyright: hospital.cloud maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Capacity report of a placement plan: a Markdown table and a PNG plot.
+
+Self-contained (standard library + matplotlib with the Agg backend), so it runs by path too:
+
+    python plugins/plugin_utils/placement/report.py --plan plan.json --png out.png --md out.md
+
+``plan.json`` is the output of the ``hospital.cloud.placement`` filter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+try:
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+    HAS_MATPLOTLIB = True
+except ImportError:          # pragma: no cover - depends on the controller
+    pyplot = None
+    HAS_MATPLOTLIB = False
+
+DIMS = (("vcpus", "vCPU", 1, ""), ("memory", "RAM", 1024, " GiB"), ("disk", "Disk", 1, " GiB"))
+
+
+def _num(value, scale):
+    v = value / scale
+    return ("%d" % v) if float(v).is_integer() else ("%.1f" % v)
+
+
+def markdown(plan):
+    """A Markdown table: one row per host, used/capacity (percent) per dimension."""
+    s = plan.get("summary", {})
+    lines = ["# Capacity report", "",
+             "Strategy **%s**, reserve **%s**: %s VMs on %s of %s hosts (lower bound %s), "
+             "%s move(s), solver %s." % (s.get("strategy"), s.get("reserve"), s.get("vms"),
+                                         s.get("hosts_used"), s.get("hosts"), s.get("lower_bound"),
+                                         s.get("moves"), s.get("solver")), "",
+             "| Host | Rack | VMs | vCPU | RAM | Disk |", "|---|---|---:|---:|---:|---:|"]
+    for name, h in sorted(plan["hosts"].items()):
+        cells = []
+        for key, _, scale, unit in DIMS:
+            d = h[key]
+            cells.append("%s / %s%s (%.1f %%)" % (_num(d["used"], scale), _num(d["capacity"], scale),
+                                                 unit, d["percent"]))
+        flag = " (maintenance)" if h.get("maintenance") else ""
+        lines.append("| %s%s | %s | %d | %s |" % (name, flag, h.get("rack", ""), len(h["vms"]),
+                                                  " | ".join(cells)))
+    if plan.get("moves"):
+        lines += ["", "## Moves", "", "| VM | From | To | Reason |", "|---|---|---|---|"]
+        lines += ["| %s | %s | %s | %s |" % (m["vm"], m["from"], m["to"], m["reason"])
+                  for m in plan["moves"]]
+    for w in plan.get("warnings", []):
+        lines += ["", "> warning: %s" % w]
+    return "\n".join(lines) + "\n"
+
+
+def render_png(plan, path):
+    """Per host, stacked bars of each VM's vCPU and RAM use against the host's capacity."""
+    if not HAS_MATPLOTLIB:
+        raise RuntimeError("matplotlib is required for the PNG report")
+    hosts = sorted(plan["hosts"])
+    sizes = plan.get("vm_sizes", {})
+    fig, axes = pyplot.subplots(2, 1, figsize=(max(6, 0.6 * len(hosts) + 2), 7), sharex=True)
+    for ax, (key, label, scale, unit) in zip(axes, DIMS[:2]):
+        for x, name in enumerate(hosts):
+            h = plan["hosts"][name]
+            cap = h[key]["capacity"] / scale
+            bottom = 0.0
+            per_vm = [(vm, sizes.get(vm, {}).get(key)) for vm in h["vms"]]
+            if per_vm and all(v is not None for _, v in per_vm):
+                for i, (_, v) in enumerate(per_vm):
+                    ax.bar(x, v / scale, bottom=bottom, color=pyplot.cm.tab20(i % 20),
+                           edgecolor="white", linewidth=0.5)
+                    bottom += v / scale
+            else:
+                ax.bar(x, h[key]["used"] / scale, color="tab:blue")
+            ax.hlines(cap, x - 0.45, x + 0.45, colors="black", linewidth=2)
+        ax.set_ylabel("%s%s" % (label, unit and " (%s)" % unit.strip()))
+        ax.set_title("%s used (stacked per VM) vs capacity (black line)" % label)
+    axes[-1].set_xticks(range(len(hosts)))
+    axes[-1].set_xticklabels(hosts, rotation=45, ha="right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    pyplot.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Render a hospital.cloud.placement plan")
+    ap.add_argument("--plan", required=True, help="JSON output of the placement filter")
+    ap.add_argument("--vms", help="optional JSON list of the VMs (per-VM stacking in the plot)")
+    ap.add_argument("--png", help="write the plot here")
+    ap.add_argument("--md", help="write the Markdown table here (default: stdout)")
+    args = ap.parse_args(argv)
+    with open(args.plan, encoding="utf-8") as f:
+        plan = json.load(f)
+    if args.vms:
+        with open(args.vms, encoding="utf-8") as f:
+            vms = json.load(f)
+        plan["vm_sizes"] = {v["name"]: {"vcpus": _plain(v.get("vcpus", 0), 1),
+                                        "memory": _plain(v.get("memory", 0), 1)} for v in vms}
+    text = markdown(plan)
+    if args.md:
+        with open(args.md, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    if args.png:
+        render_png(plan, args.png)
+    return 0
+
+
+def _plain(value, default):
+    """VM sizes as given to the filter (ints or '<n> MiB|GiB|TiB'); None when unreadable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        parts = value.split()
+        units = {"MiB": 1, "GiB": 1024, "TiB": 1024 * 1024}
+        try:
+            if len(parts) == 2 and parts[1] in units:
+                return int(parts[0]) * units[parts[1]]
+            return int(value) * default
+        except ValueError:
+            return None
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
