@@ -105,10 +105,13 @@ def _remove_files(conn, paths, calls):
         except lv.libvirt.libvirtError:
             vol = None
         if vol is not None:
-            lv.call(calls, "storageVolDelete(%s)" % path, vol.delete, 0)
+            lv.call(calls, "remove(%s)" % path, vol.delete, 0)  # a volume of a storage pool
         elif os.path.exists(path):
-            calls.append("unlink(%s)" % path)
-            os.unlink(path)
+            calls.append("remove(%s)" % path)
+            try:
+                os.unlink(path)
+            except OSError as exc:
+                raise LibvirtModuleError("remove_storage: cannot remove %s: %s" % (path, exc), calls=list(calls))
 
 
 def _start_paused(dom, calls):

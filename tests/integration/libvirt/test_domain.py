@@ -1,0 +1,172 @@
+"""libvirt_domain against the real libvirtd: states, check/apply pattern, drift, stability, bad input."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import FQCN, host_snapshot, validate, virsh  # pylint: disable=no-name-in-module
+
+pytestmark = [pytest.mark.libvirt, pytest.mark.timeout(300)]
+
+
+def converge(run_module, args, tmp_path):
+    """check mode predicts, the real run does exactly that; both render schema-valid XML."""
+    predicted = run_module(FQCN, args, check=True, diff=True)
+    assert not predicted["failed"], predicted
+    real = run_module(FQCN, args, diff=True)
+    assert not real["failed"], real
+    for key in ("changed", "changes", "calls", "needs_restart", "state"):
+        assert predicted[key] == real[key], key
+    assert predicted["diff"]["after"] == real["diff"]["after"]
+    if real["xml"]:
+        validate(real["xml"], tmp_path)
+    return real
+
+
+def test_check_apply_check_apply(run_module, small, tmp_path, libvirt_uri):
+    """The pattern: check (changed), apply (changed), check (not changed), apply (not changed)."""
+    args = dict(small, state="running", autostart=True, metadata={"owner": "radiology"},
+                interfaces=[{"type": "network", "source": "default"}], serial_console=True)
+    args["interfaces"] = []  # the default network is not started on the test bed: no NIC for a started guest
+    results = [run_module(FQCN, args, check=check, diff=True) for check in (True, False, True, False)]
+    assert [r["changed"] for r in results] == [True, True, False, False], [r.get("msg") for r in results]
+    assert results[0]["calls"] == results[1]["calls"] == ["defineXML", "createWithFlags", "setAutostart(1)"]
+    assert results[0]["diff"]["before"] == {"state": "absent"}
+    assert results[1]["diff"]["after"]["memory"] == 64 and results[1]["diff"]["after"]["state"] == "running"
+    validate(results[1]["xml"], tmp_path)
+    assert virsh(libvirt_uri, "domstate", small["name"]).strip() == "running"
+    assert "Autostart:      enable" in virsh(libvirt_uri, "dominfo", small["name"])
+
+
+def test_every_state_transition(run_module, small, tmp_path, libvirt_uri):
+    name = small["name"]
+    path = ["shutoff", "running", "paused", "running", "shutoff", "paused", "shutoff", "present", "running",
+            "present", "absent"]
+    previous = None
+    for want in path:
+        res = converge(run_module, dict(small, state=want), tmp_path)
+        assert res["changed"] is (previous is None or want not in ("present", previous)), (want, res["changes"])
+        again = run_module(FQCN, dict(small, state=want))
+        assert again["changed"] is False, (want, again["changes"])
+        if want == "absent":
+            assert name not in virsh(libvirt_uri, "list", "--all", "--name").split()
+        elif want != "present":
+            assert virsh(libvirt_uri, "domstate", name).strip().replace("shut off", "shutoff") == want
+        previous = want
+
+
+def test_state_only_run_of_an_existing_domain(run_module, small, tmp_path, libvirt_uri):
+    converge(run_module, dict(small, state="shutoff"), tmp_path)
+    res = converge(run_module, {"name": small["name"], "uri": libvirt_uri, "state": "running"}, tmp_path)
+    assert res["calls"] == ["createWithFlags"] and res["xml"] is None
+    assert virsh(libvirt_uri, "domstate", small["name"]).strip() == "running"
+
+
+def test_drift_is_corrected_uuid_and_mac_stay(run_module, small, tmp_path, libvirt_uri):
+    name = small["name"]
+    args = dict(small, state="shutoff", interfaces=[{"type": "network", "source": "default"},
+                                                     {"type": "bridge", "source": "hc-test-br0"}],
+                disks=[{"path": "/var/tmp/hc-test-none.qcow2", "target": "vda"}])
+    first = converge(run_module, args, tmp_path)
+    uuid = first["domain"]["uuid"]
+    macs = [i["mac"] for i in first["diff"]["after"]["interfaces"]]
+    assert all(m.startswith("52:54:00:") for m in macs) and len(set(macs)) == 2
+    # drift outside Ansible: setmaxmem, and an edit that drops a disk and changes vcpus
+    virsh(libvirt_uri, "setmaxmem", name, "131072", "--config")
+    xml = virsh(libvirt_uri, "dumpxml", "--inactive", name)
+    edited = xml.replace("<vcpu placement='static'>1</vcpu>", "<vcpu placement='static'>2</vcpu>")
+    start, end = edited.index("<disk"), edited.index("</disk>") + len("</disk>")
+    (tmp_path / "edited.xml").write_text(edited[:start] + edited[end:])
+    virsh(libvirt_uri, "define", str(tmp_path / "edited.xml"))
+    drift = converge(run_module, args, tmp_path)
+    assert drift["changes"] == [{"action": "define", "fields": ["vcpus", "vcpus_current", "memory", "disks"]}]
+    assert drift["diff"]["before"]["memory"] == 128 and drift["diff"]["after"]["memory"] == 64
+    assert run_module(FQCN, args)["changed"] is False
+    info = virsh(libvirt_uri, "dominfo", name)
+    assert "Max memory:     65536 KiB" in info and "CPU(s):         1" in info
+    # re-definition by a changed parameter keeps the UUID and the MACs
+    changed = converge(run_module, dict(args, memory=96), tmp_path)
+    assert changed["changes"][0]["fields"] == ["memory", "current_memory"]
+    xml = virsh(libvirt_uri, "dumpxml", "--inactive", name)
+    assert uuid in xml and all(m in xml for m in macs)
+    # even undefine + define again gives the same MACs (derived from name and NIC index)
+    converge(run_module, dict(args, state="absent"), tmp_path)
+    again = converge(run_module, args, tmp_path)
+    assert [i["mac"] for i in again["diff"]["after"]["interfaces"]] == macs
+
+
+def test_running_domain_redefined_restart_only_on_request(run_module, small, tmp_path, libvirt_uri):
+    name = small["name"]
+    converge(run_module, dict(small, state="running"), tmp_path)
+    res = converge(run_module, dict(small, state="running", memory=96), tmp_path)
+    assert res["calls"] == ["defineXML"] and res["needs_restart"] is True and res["restart_fields"] == ["memory"]
+    assert "Max memory:     65536 KiB" in virsh(libvirt_uri, "dominfo", name)  # still the running definition
+    again = run_module(FQCN, dict(small, state="running", memory=96))
+    assert again["changed"] is False and again["needs_restart"] is True
+    res = converge(run_module, dict(small, state="running", memory=128, restart_on_change=True), tmp_path)
+    assert res["calls"] == ["defineXML", "destroy", "createWithFlags"] and res["needs_restart"] is False
+    assert "Max memory:     131072 KiB" in virsh(libvirt_uri, "dominfo", name)
+    assert virsh(libvirt_uri, "domstate", name).strip() == "running"
+
+
+def test_absent_removes_file_storage_only_on_opt_in(run_module, small, tmp_path, libvirt_uri):
+    disk = tmp_path / "disk.qcow2"
+    disk.write_bytes(b"x")
+    args = dict(small, disks=[{"path": str(disk), "target": "vda", "format": "raw"}])
+    converge(run_module, args, tmp_path)
+    converge(run_module, dict(args, state="absent"), tmp_path)
+    assert disk.exists()
+    converge(run_module, args, tmp_path)
+    res = converge(run_module, dict(args, state="absent", remove_storage=True), tmp_path)
+    assert res["changes"][-1] == {"action": "remove_storage", "paths": [str(disk)]}
+    assert not disk.exists()
+
+
+RBD = {"type": "rbd", "pool": "vms", "image": "i", "monitors": ["127.0.0.1"], "user": "libvirt",
+       "secret_uuid": "5f3a1c9e-2b4d-4e8f-9a1b-0c2d3e4f5a6b", "target": "vdb"}
+BAD = [
+    ({"memory": -64}, "memory: needs a positive"),
+    ({"vcpus": 0}, "vcpus: needs"),
+    ({"name": "hc-test-a/b"}, "no '/'"),
+    ({"name": "hc test"}, "not a valid domain name"),
+    ({"disks": [{"path": "/var/tmp/a", "target": "vda", "bus": "floppy"}]}, "value of bus must be one of"),
+    ({"disks": [{"path": "/var/tmp/a", "target": "vda"}, {"path": "/var/tmp/b", "target": "vda"}]},
+     "target vda used by more than one disk"),
+    ({"disks": [dict(RBD, secret_uuid=None)]}, "needs cephx auth"),
+    ({"disks": [dict(RBD, monitors=[])]}, "at least one Ceph monitor"),
+    ({"disks": [dict(RBD, format="qcow2")]}, "rbd disks are raw"),
+    ({"disks": [{"type": "nfs", "path": "/a", "target": "vda"}]}, "value of type must be one of"),
+    ({"disks": [{"path": "disk.qcow2", "target": "vda"}]}, "needs an absolute path"),
+    ({"disks": [{"path": "/var/tmp/a"}]}, "missing required arguments: target"),
+    ({"disks": [{"type": "block", "path": "/var/tmp/a", "target": "vda"}]}, "block disk needs a device path"),
+    ({"interfaces": [{"source": "default", "mac": "nope"}]}, "not a MAC"),
+    ({"interfaces": [{"source": "default", "mac": "01:00:5e:00:00:01"}]}, "multicast"),
+    ({"interfaces": [{"type": "bridge"}]}, "missing required arguments: source"),
+    ({"cpu": {"mode": "custom"}}, "mode custom needs a CPU model"),
+    ({"cpu": {"mode": "host-passthrough", "sockets": 2, "cores": 2, "threads": 2}}, "does not match vcpus"),
+    ({"boot": {"cmdline": "console=ttyS0"}}, "need boot.kernel"),
+    ({"boot": {"devices": ["usb"]}}, "value of devices must be one or more of"),
+    ({"graphics": "sdl"}, "value of graphics must be one of"),
+    ({"state": "started"}, "value of state must be one of"),
+    ({"extra_devices": ["<interface type='network'><source network='default'/></interface>"]},
+     "has a typed parameter"),
+    ({"extra_devices": ["<rng model='virtio'>"]}, "not well-formed XML"),
+    ({"metadata": {"bad key": "x"}}, "metadata: key 'bad key'"),
+    ({"uuid": "not-a-uuid"}, "is not a UUID"),
+    ({"memory": "lots"}, "memory"),
+]
+
+
+def test_bad_input_fails_clearly_and_leaves_the_host_unchanged(run_module, small, tmp_path, libvirt_uri):
+    converge(run_module, dict(small, state="shutoff", metadata={"owner": "x"}), tmp_path)
+    before = host_snapshot(libvirt_uri)
+    for idx, (over, msg) in enumerate(BAD):
+        for check in (False, True) if idx % 3 == 0 else (False,):
+            res = run_module(FQCN, dict(small, **dict({"state": "running"}, **over)), check=check)
+            assert res["failed"] is True, over
+            assert msg in res["msg"], (over, res["msg"])
+            assert "Traceback" not in res["_stderr"] + res["msg"]
+    # a uuid that differs from the existing domain's
+    res = run_module(FQCN, dict(small, uuid="5f3a1c9e-2b4d-4e8f-9a1b-0c2d3e4f5a6b"))
+    assert res["failed"] and "cannot change a domain's uuid" in res["msg"]
+    assert host_snapshot(libvirt_uri) == before
+    assert len(BAD) >= 20
