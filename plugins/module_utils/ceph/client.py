@@ -113,6 +113,15 @@ class CephClient:
             return -errno.EIO, b'', str(exc)
         return ret, out, outs
 
+    def ioctx(self, pool):
+        """An I/O context on `pool` (caller closes it); CephError if the pool does not exist."""
+        try:
+            return self.handle.open_ioctx(pool)
+        except rados.ObjectNotFound:
+            raise CephError('pool %s does not exist' % pool)
+        except rados.Error as exc:
+            raise CephError('cannot open pool %s: %s' % (pool, exc))
+
     def query(self, prefix, missing_ok=False, **args):
         """Run a read-only mon command with JSON output; None if missing_ok and ENOENT."""
         cmd = dict(args, prefix=prefix, format='json')
@@ -139,7 +148,12 @@ class CephClient:
         if action is not None:
             try:
                 return action()
-            except (rados.Error, OSError) as exc:
+            except CephError:
+                raise
+            except Exception as exc:  # pylint: disable=broad-except
+                # librados / librbd errors (their own class trees) and I/O errors become CephError
+                if not isinstance(exc, (OSError, IOError)) and type(exc).__module__ not in ('rados', 'rbd'):
+                    raise
                 raise CephError('%s failed: %s' % (cmd['prefix'], exc), command=redact(cmd))
         ret, out, outs = self._mon(cmd, inbuf)
         if ret != 0:
