@@ -14,9 +14,9 @@ version_added: 0.1.0
 description:
   - Creates a cephx entity (for example C(client.libvirt)) with its capabilities, updates the
     capabilities when they differ, deletes it, and optionally writes its keyring file.
-  - The secret key never appears in the result, the diff or the returned commands, except as
+  - "The secret key never appears in the result, the diff or the returned commands, except as
     RV(key) when the task runs with C(no_log: true) (Ansible then hides the whole result; use
-    C(register) to pass the key on, for example to a libvirt secret).
+    C(register) to pass the key on, for example to a libvirt secret)."
 author:
   - hospital.cloud maintainers
 extends_documentation_fragment:
