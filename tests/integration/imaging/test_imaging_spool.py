@@ -9,7 +9,7 @@ import urllib.request
 import numpy as np
 from pydicom.data import get_testdata_file
 
-from conftest import check_sidecar, json_lines
+from imaging_helpers import check_sidecar, json_lines
 from hospital_imaging.sources.spool import SpoolSource
 from hospital_imaging.synthetic import phantom, png_bytes
 
