@@ -48,7 +48,7 @@ def l2(sizes, capacity):
     best = 0
     ks = sorted({v for v in s if v <= half} | {0})
     for k in ks:
-        n1, _ = count_sum(capacity - k, float("inf"))
+        n1, dummy = count_sum(capacity - k, float("inf"))
         n2, s2 = count_sum(half, capacity - k)
         # J3: k <= size <= C/2
         a = bisect.bisect_left(s, k)
@@ -64,7 +64,7 @@ def l2(sizes, capacity):
 def lower_bound(prob, items=None):
     """Best bound on the hosts needed by ``items`` (default: all) on ``prob``'s hosts."""
     items = prob.items if items is None else items
-    hosts = [h for h in prob.hosts]
+    hosts = list(prob.hosts)
     best = 0
     for d in range(3):
         sizes = [it.demand[d] for it in items]
@@ -78,5 +78,5 @@ def lower_bound(prob, items=None):
             if scope == "host":
                 groups[g] = groups.get(g, 0) + 1
     if groups:
-        best = max(best, max(groups.values()))
+        best = max(best, *groups.values())
     return best

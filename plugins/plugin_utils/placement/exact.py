@@ -43,7 +43,7 @@ def solve(prob, hint, time_limit, lower_bound=0, workers=1):
                 x[it.index, h] = m.NewBoolVar("x%d_%d" % (it.index, h))
         if not any((it.index, h) in x for h in range(nh)):
             return "INFEASIBLE", None
-    by_host = [[] for _ in range(nh)]
+    by_host = [[] for dummy in range(nh)]
     for (i, h), var in x.items():
         by_host[h].append((i, var))
     for it in items:

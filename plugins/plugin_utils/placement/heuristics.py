@@ -25,7 +25,7 @@ class State:
         self.prob = prob
         self.free = [list(h.capacity) for h in prob.hosts]
         self.host_of = [None] * len(prob.items)
-        self.on = [set() for _ in prob.hosts]
+        self.on = [set() for dummy in prob.hosts]
         self.aa = {}                      # (group, host index | ("rack", name)) -> item index
         self.fixed = set()                # items kept where they run (never moved by improvement)
 
@@ -177,8 +177,8 @@ def keep_current(prob, state):
         h = it.current
         if not state.fits(it, h):
             short = [DIM_LABEL[DIMS[d]] for d in range(ND) if state.free[h][d] < it.demand[d]]
-            moves.append((i, "host %s is over capacity (%s)" % (prob.hosts[h].name,
-                                                               ", ".join(short))))
+            moves.append((i, "host %s is over capacity (%s)" % (
+                prob.hosts[h].name, ", ".join(short))))
             continue
         others = state.conflicts(it, h)
         if others:
@@ -295,7 +295,7 @@ def eliminate_hosts(prob, state, max_tries, elig=None):
     elig = elig or Eligibility(prob, order)
     key = size_key(prob)
     tried = set()
-    for _ in range(max_tries):
+    for dummy in range(max_tries):
         used = [h for h in order if state.on[h] and h not in tried
                 and not (state.on[h] & state.fixed)]
         if len(used) < 2:
@@ -332,7 +332,7 @@ def rebalance(prob, state, max_tries, elig=None):
     """Spread improvement: move movable items off the most loaded host while the max drops."""
     order = host_order(prob)
     elig = elig or Eligibility(prob, order)
-    for _ in range(max_tries):
+    for dummy in range(max_tries):
         loads = sorted(((load(state, h), h) for h in order
                         if not prob.hosts[h].maintenance or state.on[h]), reverse=True)
         if not loads:
@@ -410,15 +410,15 @@ def repair_reserve(prob, state, max_tries, allow_fixed=False):
     """Move items off hosts whose loss cannot be absorbed; return the moved item indices."""
     moved = []
     elig = Eligibility(prob, host_order(prob))
-    for _ in range(max_tries):
-        _, failures = check_reserve(prob, state)
+    for dummy in range(max_tries):
+        dummy, failures = check_reserve(prob, state)
         if not failures:
             return moved, True
         h = failures[0][0]
         # move a VM off the host that cannot be absorbed, or an anti-affinity peer in the way
-        groups = {g for i in state.on[h] for g, _ in prob.items[i].anti_affinity}
+        groups = {g for i in state.on[h] for g, dummy in prob.items[i].anti_affinity}
         pool = set(state.on[h]) | {it.index for it in prob.items
-                                   if groups & {g for g, _ in it.anti_affinity}}
+                                   if groups & {g for g, dummy in it.anti_affinity}}
         candidates = sorted(i for i in pool
                             if prob.items[i].pin is None and (allow_fixed or i not in state.fixed))
         thorough = len(prob.items) * len(prob.hosts) <= 4000
@@ -443,7 +443,7 @@ def repair_reserve(prob, state, max_tries, allow_fixed=False):
         state.put(it, best[3])
         state.fixed.discard(best[2])
         moved.append(best[2])
-    _, failures = check_reserve(prob, state)
+    dummy, failures = check_reserve(prob, state)
     return moved, not failures
 
 
@@ -501,7 +501,7 @@ def diagnose(prob, state, item, exclude=(), evacuation=False):
                 out.append((short / (item.demand[d] or 1), "%s %s" % (
                     fmt_amount(DIMS[d], short), DIM_LABEL[DIMS[d]])))
         out.sort(reverse=True)
-        return " and ".join(t for _, t in out) or "nothing"
+        return " and ".join(t for dummy, t in out) or "nothing"
     if len(free_hosts) == 1:
         return "%sleaves only host %s, which lacks %s" % (
             prefix, prob.hosts[free_hosts[0]].name, lack(free_hosts[0]))

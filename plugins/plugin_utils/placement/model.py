@@ -86,7 +86,7 @@ def _ratio(value, where):
         number = float(value)
     except ValueError:
         raise PlacementError("%s must be a positive number, got %r" % (where, value)) from None
-    if not number > 0 or math.isinf(number):
+    if number <= 0 or math.isnan(number) or math.isinf(number):
         raise PlacementError("%s must be a positive number, got %r" % (where, value))
     return number
 

@@ -44,10 +44,10 @@ def markdown(plan):
              "| Host | Rack | VMs | vCPU | RAM | Disk |", "|---|---|---:|---:|---:|---:|"]
     for name, h in sorted(plan["hosts"].items()):
         cells = []
-        for key, _, scale, unit in DIMS:
+        for key, dummy, scale, unit in DIMS:
             d = h[key]
-            cells.append("%s / %s%s (%.1f %%)" % (_num(d["used"], scale), _num(d["capacity"], scale),
-                                                 unit, d["percent"]))
+            cells.append("%s / %s%s (%.1f %%)" % (
+                _num(d["used"], scale), _num(d["capacity"], scale), unit, d["percent"]))
         flag = " (maintenance)" if h.get("maintenance") else ""
         lines.append("| %s%s | %s | %d | %s |" % (name, flag, h.get("rack", ""), len(h["vms"]),
                                                   " | ".join(cells)))
@@ -73,8 +73,8 @@ def render_png(plan, path):
             cap = h[key]["capacity"] / scale
             bottom = 0.0
             per_vm = [(vm, sizes.get(vm, {}).get(key)) for vm in h["vms"]]
-            if per_vm and all(v is not None for _, v in per_vm):
-                for i, (_, v) in enumerate(per_vm):
+            if per_vm and all(v is not None for dummy, v in per_vm):
+                for i, (dummy, v) in enumerate(per_vm):
                     ax.bar(x, v / scale, bottom=bottom, color=pyplot.cm.tab20(i % 20),
                            edgecolor="white", linewidth=0.5)
                     bottom += v / scale

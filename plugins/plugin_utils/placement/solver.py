@@ -64,7 +64,8 @@ def place(prob):
     info["lower_bound"] = lb
     if not failed:
         if prob.strategy == "pack":
-            eliminate_hosts(prob, state, min(200, len(prob.hosts)), elig)
+            if state.used_hosts() > lb:        # at the bound nothing can be gained
+                eliminate_hosts(prob, state, min(200, len(prob.hosts)), elig)
         else:
             rebalance(prob, state, min(4 * len(prob.items), 2000), elig)
     if not failed and prob.strategy == "pack" and _unconstrained(prob) and \
@@ -109,12 +110,12 @@ def place(prob):
 def _label(item):
     if len(item.vms) == 1:
         return item.vms[0].name
-    return "%s (affinity group %s with %s)" % (item.vms[0].name, item.vms[0].affinity,
-                                              ", ".join(v.name for v in item.vms[1:]))
+    return "%s (affinity group %s with %s)" % (
+        item.vms[0].name, item.vms[0].affinity, ", ".join(v.name for v in item.vms[1:]))
 
 
 def _ensure_reserve(prob, state, info):
-    _, failures = check_reserve(prob, state)
+    dummy, failures = check_reserve(prob, state)
     if not failures:
         return
     tries = 4 * len(prob.items) + 4
@@ -126,7 +127,7 @@ def _ensure_reserve(prob, state, info):
     for i in moved:
         info["reasons"].setdefault(i, reason)
     if not ok:
-        _, failures = check_reserve(prob, state)
+        dummy, failures = check_reserve(prob, state)
         raise PlacementError(["reserve n+1: losing host %s leaves vm %s without a host: %s"
                               % (prob.hosts[h].name, _label(prob.items[i]), r)
                               for h, i, r in failures])
@@ -191,7 +192,7 @@ def result(prob, state, info):
         "warnings": info["warnings"],
     }
     if prob.reserve == "n+1":
-        failover, _ = check_reserve(prob, state)
+        failover, dummy = check_reserve(prob, state)
         out["failover"] = {
             hosts[h].name: {v.name: hosts[g].name for i, g in sorted(plan.items())
                             for v in prob.items[i].vms}

@@ -17,7 +17,6 @@ Instance recipes (generated here, seeded; not the original files):
 """
 
 import argparse
-import math
 import os
 import random
 import sys
@@ -39,13 +38,13 @@ FLAVOURS = [  # name, vcpus, memory MiB, disk GiB, weight
 
 def uniform(n, seed):
     r = random.Random(seed)
-    return [(r.randint(20, 100),) for _ in range(n)], (150,)
+    return [(r.randint(20, 100),) for dummy in range(n)], (150,)
 
 
 def triplets(n, seed):
     r = random.Random(seed)
     items = []
-    for _ in range(n // 3):
+    for dummy in range(n // 3):
         a = r.randint(380, 490)
         b = r.randint(250, (1000 - a) // 2)
         items += [(a,), (b,), (1000 - a - b,)]
@@ -56,14 +55,14 @@ def triplets(n, seed):
 def vector(n, seed, kind, dims=2):
     r = random.Random(seed)
     items = []
-    for _ in range(n):
+    for dummy in range(n):
         d1 = r.randint(100, 400)
         if kind == "uncorr":
-            rest = [r.randint(100, 400) for _ in range(dims - 1)]
+            rest = [r.randint(100, 400) for dummy in range(dims - 1)]
         elif kind == "poscorr":
-            rest = [min(490, max(10, d1 + r.randint(-50, 50))) for _ in range(dims - 1)]
+            rest = [min(490, max(10, d1 + r.randint(-50, 50))) for dummy in range(dims - 1)]
         else:
-            rest = [min(490, max(10, 500 - d1 + r.randint(-50, 50))) for _ in range(dims - 1)]
+            rest = [min(490, max(10, 500 - d1 + r.randint(-50, 50))) for dummy in range(dims - 1)]
         items.append(tuple([d1] + rest))
     return items, tuple([1000] * dims)
 
@@ -72,7 +71,7 @@ def vmlike(n, seed):
     r = random.Random(seed)
     weights = [f[4] for f in FLAVOURS]
     items = []
-    for _ in range(n):
+    for dummy in range(n):
         f = r.choices(FLAVOURS, weights)[0]
         items.append((f[1], f[2], f[3]))
     return items, (128, 262144, 4096)      # 64 vCPU x 2.0 overcommit
@@ -104,7 +103,7 @@ def nova(items, cap, nhosts):
     """Nova-style: one VM at a time in arrival order; filter hosts that fit, weigh (stacking:
     least free of the last dimension that matters, i.e. RAM for VMs), first host on ties."""
     cap = pad(cap)
-    free = [list(cap) for _ in range(nhosts)]
+    free = [list(cap) for dummy in range(nhosts)]
     key_dim = max(d for d in range(3) if cap[d])
     key_dim = 1 if cap[1] else key_dim
     for it in items:
@@ -185,7 +184,7 @@ def main():
             vml = name.startswith("vm-")
             lb = lower(items, cap)
             n_nova = nova(items, cap, 2 * nhosts + 5)
-            ours, dt, viol, _ = run_ours(items, cap, nhosts, args.time_limit, vml)
+            ours, dt, viol, dummy = run_ours(items, cap, nhosts, args.time_limit, vml)
             sums["ours"] += ours
             sums["ffd"] += f
             sums["nova"] += n_nova or 0
@@ -214,8 +213,8 @@ def main():
         items, cap = vmlike(n, 42)
         used, dt, viol, solver = run_ours(items, cap, m, args.time_limit, True)
         print("speed: %d VMs x %d hosts: %.2f s (target < %.0f s) hosts used %d, LB %d, FFD %d, "
-              "solver %s, violations %d" % (n, m, dt, target, used, lower(items, cap),
-                                           ffd(items, cap), solver, viol))
+              "solver %s, violations %d" % (
+                  n, m, dt, target, used, lower(items, cap), ffd(items, cap), solver, viol))
     return 0
 
 

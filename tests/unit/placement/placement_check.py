@@ -47,7 +47,7 @@ def violations(vms, hosts, plan, current=None, assignment=None):
         if va.affinity and va.affinity == vb.affinity and assignment[a] != assignment[b]:
             out.append("affinity %s: %s and %s apart" % (va.affinity, a, b))
         for (ga, sa) in va.anti_affinity:
-            for (gb, _) in vb.anti_affinity:
+            for (gb, dummy) in vb.anti_affinity:
                 if ga != gb:
                     continue
                 ha, hb = ph[assignment[a]], ph[assignment[b]]
@@ -86,7 +86,7 @@ def _breaks(vms, hosts, trial, failed):
     live = [h for h in hosts if h["name"] != failed]
     plan = {"assignment": trial}
     # VMs already on maintenance hosts may stay there: pass them as current
-    return violations(vms, live, plan, current={n: h for n, h in trial.items()})
+    return violations(vms, live, plan, current=dict(trial))
 
 
 def brute_force_feasible(vms, hosts, current=None):
