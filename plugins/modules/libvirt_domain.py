@@ -24,17 +24,20 @@ description:
   - With only O(name) and O(state) (no O(vcpus), O(memory) and other definition options) the module
     manages the run state of an existing domain and leaves its definition alone.
 author:
-  - hospital.cloud contributors
+  - hospital.cloud contributors (@hospital-cloud)
 extends_documentation_fragment:
   - hospital.cloud.libvirt
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reads the real domain and returns the same RV(changes) and RV(calls) a real run makes.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Before/after of the owned fields, the run state and autostart.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: A second run with the same parameters reports no change.
 options:
@@ -211,8 +214,8 @@ options:
     type: dict
   extra_devices:
     description:
-      - XML of further devices (one C(<device>) element each, for example C(<rng model='virtio'>...))
-        for what has no typed parameter. Owned: missing ones are added, unknown ones removed.
+      - XML of further devices, one device element each (for example an C(rng) or C(watchdog) element),
+        for what has no typed parameter. Owned - missing ones are added, unknown ones removed.
     type: list
     elements: str
   restart_on_change:
@@ -327,7 +330,7 @@ def argument_spec():
                 device=dict(type="str", default="disk", choices=["disk", "cdrom"]),
                 path=dict(type="str"), pool=dict(type="str"), volume=dict(type="str"), image=dict(type="str"),
                 monitors=dict(type="list", elements="str"), user=dict(type="str"),
-                secret_uuid=dict(type="str"), format=dict(type="str", choices=["raw", "qcow2"]),
+                secret_uuid=dict(type="str", no_log=False), format=dict(type="str", choices=["raw", "qcow2"]),
                 target=dict(type="str", required=True),
                 bus=dict(type="str", default="virtio", choices=["virtio", "scsi", "sata", "ide", "usb"]),
                 cache=dict(type="str", choices=["default", "none", "writethrough", "writeback", "directsync",

@@ -17,16 +17,19 @@ description:
   - RV(placement) maps each domain name to O(host); merged over all hosts it is the C(current)
     argument of the C(hospital.cloud.placement) filter.
 author:
-  - hospital.cloud contributors
+  - hospital.cloud contributors (@hospital-cloud)
 extends_documentation_fragment:
   - hospital.cloud.libvirt
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Read-only; runs the same in check mode.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: Never changes anything.
 options:

@@ -19,17 +19,20 @@ description:
     and an unchanged one is not touched.
   - Without O(uuid) the UUID is derived from O(usage), so it is the same on every host.
 author:
-  - hospital.cloud contributors
+  - hospital.cloud contributors (@hospital-cloud)
 extends_documentation_fragment:
   - hospital.cloud.libvirt
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reads the real secrets and returns the changes and calls a real run makes.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Shows UUID, usage and whether the value changes (never the value).
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: Compares the stored digest; a second run with the same key does not change anything.
 options:
