@@ -42,6 +42,7 @@ def ansible_env(extra: dict | None = None) -> dict:
         "ANSIBLE_FORCE_COLOR": "0",
         "ANSIBLE_HOST_KEY_CHECKING": "False",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_LOCAL_TEMP": str(REPO / ".cache" / "ansible-tmp"),
         "PATH": str(VENV_PY.parent) + os.pathsep + env.get("PATH", ""),
     })
@@ -108,7 +109,7 @@ class PlaybookResult:
 
     def result(self, task: str, host: str | None = None) -> dict:
         for t in self.tasks:
-            if t["task"] == task and host in (None, t["host"]):
+            if (t["task"] == task or t["task"].endswith(" : " + task)) and host in (None, t["host"]):
                 return t["result"]
         raise KeyError("no result for task %r (host %r)" % (task, host))
 

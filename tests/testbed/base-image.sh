@@ -76,7 +76,8 @@ cp "$R/boot/vmlinuz-$kver" "$work/vmlinuz"
 cp "$R/boot/initrd.img-$kver" "$work/initrd"
 echo "root=/dev/vda rw console=ttyS0 net.ifnames=0" > "$work/cmdline"
 chroot "$R" apt-get clean
-rm -rf "$R"/var/lib/apt/lists/* "$R"/tmp/* "$R/etc/machine-id"
+# keep apt lists: a real installed host has them (and check mode needs them to predict installs)
+rm -rf "$R"/tmp/* "$R/etc/machine-id"
 : > "$R/etc/machine-id"
 mkfs.ext4 -q -F -L root -d "$R" "$work/base.raw" 3G
 qemu-img convert -O qcow2 "$work/base.raw" "$work/base.qcow2"

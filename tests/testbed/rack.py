@@ -1,0 +1,269 @@
+"""A virtual rack of real systemd hosts: systemd-nspawn containers booted from the cached base image.
+
+Each host is a copy of the base rootfs, booted with ``systemd-nspawn -b`` on a Linux bridge the rack
+creates (default ``hclab0`` 10.77.0.1/24 on the machine, hosts at .11, .12, ...), reachable by SSH
+with the test bed's key, optionally with loop devices (sparse files) passed in as OSD disks. The
+machine NATs the rack's subnet out only so that hosts can reach the Debian package registry.
+
+Everything the rack creates is recorded in its state directory and removed by ``destroy``:
+the containers (stopped by their nspawn PID), loop devices, the bridge, the NAT rule, the copies.
+
+CLI: ``python -m testbed.rack up NAME [--hosts 3] [--osd-gib 8]`` / ``down NAME`` / ``status NAME``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import image, procs
+
+STATE = Path(os.environ.get("HC_RACK_DIR", "/var/lib/hospital-cloud/racks"))
+
+
+class RackError(RuntimeError):
+    """The rack could not be built or reached."""
+
+
+@dataclass
+class Host:
+    name: str
+    address: str
+    rack: str
+    root: str
+    loops: list[str] = field(default_factory=list)
+    pid: int = 0
+
+
+@dataclass
+class Rack:
+    name: str
+    bridge: str
+    subnet: str
+    gateway: str
+    hosts: list[Host]
+    ssh_key: str
+    state_dir: str
+
+    def save(self) -> None:
+        Path(self.state_dir, "rack.json").write_text(json.dumps(asdict(self), indent=2))
+
+    @classmethod
+    def load(cls, name: str) -> "Rack":
+        path = STATE / name / "rack.json"
+        if not path.exists():
+            raise RackError("no rack named %s (%s missing)" % (name, path))
+        data = json.loads(path.read_text())
+        data["hosts"] = [Host(**h) for h in data["hosts"]]
+        return cls(**data)
+
+    def inventory(self) -> str:
+        """An INI inventory fragment for the rack's hosts."""
+        lines = ["[lab]"]
+        for h in self.hosts:
+            lines.append("%s ansible_host=%s hc_rack=%s" % (h.name, h.address, h.rack))
+        lines += ["", "[lab:vars]", "ansible_user=root",
+                  "ansible_ssh_private_key_file=%s" % self.ssh_key,
+                  "ansible_python_interpreter=/usr/bin/python3",
+                  "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                  "-o ControlMaster=auto -o ControlPersist=120s'", ""]
+        return "\n".join(lines)
+
+
+def _sh(*cmd: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    res = subprocess.run(list(cmd), capture_output=True, text=True, check=False, **kw)
+    if check and res.returncode != 0:
+        raise RackError("%s failed (rc=%d): %s" % (" ".join(cmd), res.returncode, (res.stderr or res.stdout).strip()))
+    return res
+
+
+def _bridge_up(bridge: str, gateway: str, prefix: int) -> bool:
+    """Create the bridge if absent; True if this call created it."""
+    if Path("/sys/class/net", bridge).exists():
+        return False
+    _sh("ip", "link", "add", bridge, "type", "bridge")
+    _sh("ip", "addr", "add", "%s/%d" % (gateway, prefix), "dev", bridge)
+    _sh("ip", "link", "set", bridge, "up")
+    return True
+
+
+def _nat(subnet: str, bridge: str, add: bool) -> None:
+    rule = ["POSTROUTING", "-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE",
+            "-m", "comment", "--comment", "hospital-cloud-rack"]
+    exists = _sh("iptables", "-t", "nat", "-C", *rule, check=False).returncode == 0
+    if add and not exists:
+        Path("/proc/sys/net/ipv4/ip_forward").write_text("1")
+        _sh("iptables", "-t", "nat", "-A", *rule)
+    elif not add and exists:
+        _sh("iptables", "-t", "nat", "-D", *rule)
+
+
+def _prepare_root(base: image.BaseImage, host: Host, rack: Rack, prefix: int) -> None:
+    root = Path(host.root)
+    if root.exists():
+        shutil.rmtree(root)
+    root.parent.mkdir(parents=True, exist_ok=True)
+    _sh("cp", "-a", "--reflink=auto", str(base.rootfs), str(root))
+    (root / "etc" / "hostname").write_text(host.name + "\n")
+    hosts = ["127.0.0.1 localhost"] + ["%s %s" % (h.address, h.name) for h in rack.hosts]
+    (root / "etc" / "hosts").write_text("\n".join(hosts) + "\n")
+    net = root / "etc" / "systemd" / "network"
+    for f in net.glob("*.network"):
+        f.unlink()
+    (net / "10-host0.network").write_text(
+        "[Match]\nName=host0\n[Network]\nAddress=%s/%d\nGateway=%s\n" % (host.address, prefix, rack.gateway))
+    resolv = Path("/etc/resolv.conf").read_text() if Path("/etc/resolv.conf").exists() else ""
+    (root / "etc" / "resolv.conf").unlink(missing_ok=True)
+    (root / "etc" / "resolv.conf").write_text(resolv)
+    # systemd-resolved is not installed; keep the static resolv.conf
+    (root / "etc" / "machine-id").write_text("")
+
+
+def ssh(rack: Rack, host: Host, command: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run a shell command on a rack host as root over SSH."""
+    res = _sh("ssh", "-i", rack.ssh_key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+              "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "root@" + host.address,
+              command, check=False, timeout=timeout)
+    if check and res.returncode != 0:
+        raise RackError("ssh %s %r failed (rc=%d): %s" % (host.name, command, res.returncode, res.stderr.strip()))
+    return res
+
+
+def _wait_ssh(rack: Rack, host: Host, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host.address, 22), timeout=2):
+                pass
+            res = ssh(rack, host, "systemctl is-system-running --wait || true", check=False, timeout=60)
+            if res.returncode == 0:
+                return
+            last = res.stderr.strip()
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(1)
+    raise RackError("host %s (%s) not reachable by SSH after %ds: %s" % (host.name, host.address, timeout, last))
+
+
+def up(name: str = "lab", hosts: int = 3, subnet: str = "10.77.0.0/24", bridge: str = "hclab0",
+       osd_gib: int = 0, racks: int = 0) -> Rack:
+    """Build and boot the rack (idempotent: a running rack of that name is returned as is)."""
+    if (STATE / name / "rack.json").exists():
+        rack = Rack.load(name)
+        if all(procs.owns(h.pid, Path(h.root)) for h in rack.hosts):
+            return rack
+        destroy(name)
+    for tool in ("systemd-nspawn", "ip", "iptables", "losetup", "ssh"):
+        if shutil.which(tool) is None:
+            raise RackError("rack needs '%s' (run `make deps`)" % tool)
+    base, dummy = image.ensure()
+    net = ipaddress.ip_network(subnet)
+    gateway = str(net.network_address + 1)
+    state = STATE / name
+    state.mkdir(parents=True, exist_ok=True)
+    procs.claim(state, owner="keep")
+    hl = [Host(name="hc-%s-%d" % (name, i + 1), address=str(net.network_address + 11 + i),
+               rack="r%d" % (i % racks + 1) if racks else "r1", root=str(state / ("host%d" % (i + 1))))
+          for i in range(hosts)]
+    rack = Rack(name=name, bridge=bridge, subnet=subnet, gateway=gateway, hosts=hl,
+                ssh_key=str(base.ssh_key), state_dir=str(state))
+    rack.save()
+    created = _bridge_up(bridge, gateway, net.prefixlen)
+    (state / "bridge.created").write_text("1" if created else "0")
+    _nat(subnet, bridge, add=True)
+    (state / "pids").mkdir(exist_ok=True)
+    for h in hl:
+        _prepare_root(base, h, rack, net.prefixlen)
+        binds = []
+        if osd_gib:
+            img_file = state / ("%s-osd.img" % h.name)
+            _sh("truncate", "-s", "%dG" % osd_gib, str(img_file))
+            loop = _sh("losetup", "--find", "--show", str(img_file)).stdout.strip()
+            h.loops.append(loop)
+            binds += ["--bind=%s" % loop]
+        rack.save()
+        log = open(state / ("%s.console.log" % h.name), "ab")  # pylint: disable=consider-using-with
+        h.pid = procs.spawn(state, h.name, [
+            "systemd-nspawn", "-D", h.root, "-M", h.name, "--register=no", "--keep-unit",
+            "--network-bridge=%s" % bridge, "--capability=all", "--property=DeviceAllow=char-* rwm",
+            *binds, "-b"], log)
+        rack.save()
+    for h in hl:
+        _wait_ssh(rack, h)
+    (state / "inventory.ini").write_text(rack.inventory())
+    return rack
+
+
+def destroy(name: str = "lab") -> list[str]:
+    """Remove everything the rack created; returns what was removed."""
+    done = []
+    state = STATE / name
+    if not (state / "rack.json").exists():
+        return done
+    rack = Rack.load(name)
+    for h in rack.hosts:
+        if h.pid and procs.owns(h.pid, Path(h.root)):
+            os.kill(h.pid, signal.SIGTERM)  # nspawn powers the container off cleanly
+    for h in rack.hosts:
+        deadline = time.monotonic() + 30
+        while h.pid and procs.alive(h.pid) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        if h.pid and procs.owns(h.pid, Path(h.root)):
+            os.kill(h.pid, signal.SIGKILL)
+        done.append("host %s" % h.name)
+        for loop in h.loops:
+            _sh("losetup", "-d", loop, check=False)
+            done.append("loop %s" % loop)
+    _nat(rack.subnet, rack.bridge, add=False)
+    if (state / "bridge.created").exists() and (state / "bridge.created").read_text() == "1":
+        _sh("ip", "link", "del", rack.bridge, check=False)
+        done.append("bridge %s" % rack.bridge)
+    shutil.rmtree(state, ignore_errors=True)
+    return done
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m testbed.rack")
+    ap.add_argument("action", choices=("up", "down", "status", "inventory"))
+    ap.add_argument("name", nargs="?", default="lab")
+    ap.add_argument("--hosts", type=int, default=3)
+    ap.add_argument("--racks", type=int, default=0)
+    ap.add_argument("--osd-gib", type=int, default=0)
+    ap.add_argument("--subnet", default="10.77.0.0/24")
+    ap.add_argument("--bridge", default="hclab0")
+    a = ap.parse_args(argv)
+    try:
+        if a.action == "up":
+            t0 = time.monotonic()
+            rack = up(a.name, a.hosts, a.subnet, a.bridge, a.osd_gib, a.racks)
+            print("rack %s up in %.1f s: %s" % (rack.name, time.monotonic() - t0,
+                                                ", ".join("%s=%s" % (h.name, h.address) for h in rack.hosts)),
+                  file=sys.stderr)
+            print(Path(rack.state_dir) / "inventory.ini")
+        elif a.action == "down":
+            print("\n".join(destroy(a.name)) or "nothing to remove")
+        elif a.action == "inventory":
+            print(Rack.load(a.name).inventory())
+        else:
+            rack = Rack.load(a.name)
+            for h in rack.hosts:
+                print("%s %s %s" % (h.name, h.address, "running" if procs.owns(h.pid, Path(h.root)) else "stopped"))
+    except RackError as exc:
+        print("rack: %s" % exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
