@@ -220,6 +220,7 @@ class State:
     edges: np.ndarray | None = None
     applied: list = field(default_factory=list)
     window_used: tuple | None = None
+    rescale: tuple | None = None     # (slope, intercept) not yet applied: fused into the window LUT
 
 
 def window_linear(values: np.ndarray, center: float, width: float, out_max: int) -> np.ndarray:
@@ -234,8 +235,16 @@ def window_linear(values: np.ndarray, center: float, width: float, out_max: int)
     return np.rint(out).astype(dtype)
 
 
+def _apply_rescale(state: State) -> None:
+    if state.rescale is not None:
+        slope, intercept = state.rescale
+        state.image = state.image.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+        state.rescale = None
+
+
 def _to_display(state: State) -> None:
     """Make the image an unsigned 8/16-bit array (min-max stretch if needed) and apply MONOCHROME1."""
+    _apply_rescale(state)
     img = state.image
     if img.dtype not in (np.uint8, np.uint16):
         low, high = float(img.min()), float(img.max())
@@ -260,23 +269,39 @@ def _step_rescale(state: State, params: dict) -> bool:
         return False
     slope = params["slope"] if params["slope"] is not None else state.decoded.slope
     intercept = params["intercept"] if params["intercept"] is not None else state.decoded.intercept
-    state.image = state.image.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+    state.rescale = (float(slope), float(intercept))  # applied lazily: fused with the window step
     return True
 
 
 def _step_window(state: State, params: dict) -> bool:
     if state.decoded.bits <= 8:
         return False
+    img = state.image
+    fused = img.dtype in (np.uint16, np.int16)
+    slope, intercept = state.rescale if state.rescale is not None else (1.0, 0.0)
     if params["center"] is not None:
         center, width = params["center"], params["width"]
     elif params["use_header"] and state.decoded.window is not None:
         center, width = state.decoded.window
-    else:  # min-max window
-        low, high = float(state.image.min()), float(state.image.max())
+    else:  # min-max window of the (rescaled) values
+        low, high, _, _ = cv2.minMaxLoc(img if img.dtype != np.int16 else img.astype(np.int32))
+        ends = np.array([low, high], np.float32) * np.float32(slope) + np.float32(intercept)
+        low, high = float(ends.min()), float(ends.max())
         width = max(high - low + 1.0, 2.0)
         center = low + 0.5 + (width - 1) / 2.0
     out_max = 255 if params["bits"] == 8 else 65535
-    state.image = window_linear(state.image, center, width, out_max)
+    if fused:
+        # 16-bit integers: rescale + window over all 65536 possible values once, then one lookup
+        raw = np.arange(65536, dtype=np.uint16)
+        if img.dtype == np.int16:
+            raw = raw.view(np.int16)
+        values = raw.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+        lut = window_linear(values, center, width, out_max)
+        state.image = np.take(lut, img.view(np.uint16))
+        state.rescale = None
+    else:
+        _apply_rescale(state)
+        state.image = window_linear(state.image, center, width, out_max)
     state.window_used = (float(center), float(width))
     return True
 
@@ -356,18 +381,21 @@ def run(pipeline: Pipeline, data: bytes, name: str = "") -> Result:
         t0 = time.perf_counter()
         if step in ("denoise", "clahe", "canny"):
             _to_display(state)
+        elif step == "window" and state.decoded.bits <= 8:
+            _apply_rescale(state)
         applied = _STEPS[step](state, params)
         state.applied.append(step if applied is not False else step + ":skipped")
         timings[step] = time.perf_counter() - t0
     t0 = time.perf_counter()
     _to_display(state)
     write = pipeline.params("write")
-    png = [cv2.IMWRITE_PNG_COMPRESSION, write["compression"]]
+    level = write["compression"]
     outputs = {}
-    if "edges" in write["outputs"]:
-        outputs["edges"] = _encode(state.edges, png)
+    if "edges" in write["outputs"]:  # Canny gives 0/255 only: a 1-bit PNG, read back as 8-bit 0/255
+        outputs["edges"] = _encode(state.edges, [cv2.IMWRITE_PNG_COMPRESSION, level, cv2.IMWRITE_PNG_BILEVEL, 1])
     if "image" in write["outputs"]:
-        outputs["image"] = _encode(state.image, png)
+        outputs["image"] = _encode(state.image, [cv2.IMWRITE_PNG_COMPRESSION, level, cv2.IMWRITE_PNG_STRATEGY,
+                                                 cv2.IMWRITE_PNG_STRATEGY_RLE])
     timings["write"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
     stats = {"input": input_stats, "image": _stats(state.image)}

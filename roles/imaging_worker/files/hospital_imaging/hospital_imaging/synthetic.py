@@ -22,7 +22,7 @@ def phantom(size: int, bits: int = 8, seed: int = 0, noise: float = 0.02) -> np.
     for _ in range(3):
         center = (int(c + rng.uniform(-0.3, 0.3) * size), int(c + rng.uniform(-0.25, 0.25) * size))
         cv2.circle(img, center, max(2, int(size * rng.uniform(0.01, 0.03))), 0.95, -1)
-    img = cv2.GaussianBlur(img, (0, 0), max(1.0, size / 256.0))
+    img = cv2.GaussianBlur(img, (0, 0), 1.5)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
     img += 0.05 * np.sin(6.0 * xx) * np.cos(4.0 * yy)
     img += rng.normal(0.0, noise, img.shape).astype(np.float32)

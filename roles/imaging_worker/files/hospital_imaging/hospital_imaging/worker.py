@@ -110,6 +110,11 @@ def process_one(spec: dict, definition: dict, job: str, locator: str) -> dict:
     return out
 
 
+def warm() -> int:
+    """A no-op task: the pool's processes are started and have imported everything."""
+    return os.getpid()
+
+
 def process_tasks(spec: dict, definition: dict, tasks: list) -> list:
     """One pool task = a batch of (job, locator) pairs."""
     return [process_one(spec, definition, job, locator) for job, locator in tasks]
@@ -176,6 +181,9 @@ class Worker:
         event("worker_started", worker=spec.get("worker_id"), source=self.source.kind, processes=self.processes,
               batch=self.batch, pipeline=self.pipeline.hash, recovered=recovered, version=__version__)
         self._executor = self._new_executor()
+        for fut in [self._executor.submit(warm) for _ in range(self.processes)]:
+            fut.result()
+        self.started_at = time.monotonic()  # pylint: disable=attribute-defined-outside-init
         inflight = {}          # future -> list of claims
         held = {}              # job -> claim
         last_renew = last_depth = last_recover = time.monotonic()
