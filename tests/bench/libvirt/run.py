@@ -46,7 +46,7 @@ def main(argv):
                              text=True, check=True).stdout
         virt_args = {"command": "define", "xml": xml, "uri": libvirt.URI}
         ours, theirs, changed = [], [], {"hospital.cloud.libvirt_domain": 0, "community.libvirt.virt": 0}
-        for _ in range(repeats):  # interleaved, so both see the same machine load
+        for _rep in range(repeats):  # interleaved, so both see the same machine load
             secs, out = timed("hospital.cloud.libvirt_domain", args)
             ours.append(secs)
             changed["hospital.cloud.libvirt_domain"] += bool(out["changed"])

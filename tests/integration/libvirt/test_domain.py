@@ -63,8 +63,8 @@ def test_state_only_run_of_an_existing_domain(run_module, small, tmp_path, libvi
 
 def test_drift_is_corrected_uuid_and_mac_stay(run_module, small, tmp_path, libvirt_uri):
     name = small["name"]
-    args = dict(small, state="shutoff", interfaces=[{"type": "network", "source": "default"},
-                                                     {"type": "bridge", "source": "hc-test-br0"}],
+    nics = [{"type": "network", "source": "default"}, {"type": "bridge", "source": "hc-test-br0"}]
+    args = dict(small, state="shutoff", interfaces=nics,
                 disks=[{"path": "/var/tmp/hc-test-none.qcow2", "target": "vda"}])
     first = converge(run_module, args, tmp_path)
     uuid = first["domain"]["uuid"]
