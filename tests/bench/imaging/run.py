@@ -23,7 +23,6 @@ import tempfile
 import time
 
 import cv2
-import numpy as np
 
 PKG = pathlib.Path(__file__).resolve().parents[3] / "roles" / "imaging_worker" / "files" / "hospital_imaging"
 sys.path.insert(0, str(PKG))
@@ -134,7 +133,7 @@ def main():
         outdir.mkdir()
         figures = {"cores": cores, "images": len(paths), "small_512_8bit": args.small, "large_2048_16bit": args.large}
         # best of --repeat, interleaved: the shared machine's background load varies over time
-        for _ in range(args.repeat):
+        for _round in range(args.repeat):
             t0 = time.perf_counter()
             design_note(paths, str(outdir))
             best(figures, "a_design_note", len(paths) / (time.perf_counter() - t0))

@@ -73,11 +73,12 @@ def verify_rados(src, inputs):
 def test_rados_batch_with_dicom_and_bad_inputs(ceph_cluster, pool, source, tmp_path, imaging_cli):
     good = {"ct.dcm": open(get_testdata_file("CT_small.dcm"), "rb").read(),
             "p16.png": png_bytes(phantom(128, 16)), "p8.png": png_bytes(phantom(128, 8))}
-    bad = {"empty.png": (b"", "empty"), "trunc.dcm": (open(get_testdata_file("MR_truncated.dcm"), "rb").read(),
-                                                        "truncated"), "x.gif": (b"GIF89a" + b"\x00" * 30, "unsupported")}
+    truncated = open(get_testdata_file("MR_truncated.dcm"), "rb").read()
+    bad = {"empty.png": (b"", "empty"), "trunc.dcm": (truncated, "truncated"),
+           "x.gif": (b"GIF89a" + b"\x00" * 30, "unsupported")}
     for job, data in good.items():
         source.submit(job, data)
-    for job, (data, _) in bad.items():
+    for job, (data, _code) in bad.items():
         source.submit(job, data)
     proc = imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 2), stdout=-1, stderr=-1, text=True)
     out, err = proc.communicate(timeout=120)
@@ -96,22 +97,30 @@ def test_rados_batch_with_dicom_and_bad_inputs(ceph_cluster, pool, source, tmp_p
 
 
 def test_claims_are_exclusive_and_expire_after_the_lease(ceph_cluster, pool, source):
+    lease = 4
     source.submit("one.png", png_bytes(phantom(32, 8)))
-    other = RadosSource(pool, conffile=ceph_cluster.conf, keyring=ceph_cluster.keyring, lease=LEASE, worker_id="other")
+    first = RadosSource(pool, conffile=ceph_cluster.conf, keyring=ceph_cluster.keyring, lease=lease, worker_id="first")
+    other = RadosSource(pool, conffile=ceph_cluster.conf, keyring=ceph_cluster.keyring, lease=lease, worker_id="other")
     try:
-        [claim] = source.claim(5)
+        [claim] = first.claim(5)
         assert other.claim(5) == []
-        time.sleep(LEASE / 2.0)
-        assert source.renew([claim]) == []
-        time.sleep(LEASE / 2.0 + 0.7)  # past the first lease, inside the renewed one
+        time.sleep(lease / 2.0)
+        renewed = time.monotonic()
+        assert first.renew([claim]) == []
+        time.sleep(lease / 2.0 + 0.8)  # past the first lease, well inside the renewed one
         assert other.claim(5) == []
-        time.sleep(LEASE + 0.5)  # nobody renews: the OSD drops the lock
-        [taken] = other.claim(5)
-        assert source.renew([claim]) == [claim]  # the first holder learns that it lost the job
-        other.ack(taken, {})
+        taken = []
+        deadline = time.monotonic() + 20
+        while not taken and time.monotonic() < deadline:  # nobody renews: the OSD drops the lock
+            taken = other.claim(5)
+            time.sleep(0.2)
+        assert taken and time.monotonic() - renewed >= lease - 0.3
+        assert first.renew([claim]) == [claim]  # the first holder learns that it lost the job
+        other.ack(taken[0], {})
         # a late lock by the first holder re-creates an empty object: the claim spots the marker
-        assert source.claim(5) == [] and list(source.io["inbox"].list_objects()) == []
+        assert first.claim(5) == [] and list(source.io["inbox"].list_objects()) == []
     finally:
+        first.close()
         other.close()
 
 
@@ -133,7 +142,7 @@ def test_sigkill_mid_batch_then_restart(ceph_cluster, pool, source, tmp_path, im
     done = source.io["done"]
     first = imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 2, "--batch", 2,
                                      "--worker-id", "w1"), stderr=open(tmp_path / "log1", "w"), stdout=-1)
-    _wait_for(lambda: sum(1 for _ in done.list_objects()) >= 50, 120, "a quarter of the batch")
+    _wait_for(lambda: len(list(done.list_objects())) >= 50, 120, "a quarter of the batch")
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     left = [o.key for o in source.io["inbox"].list_objects()]
@@ -150,8 +159,8 @@ def test_sigkill_mid_batch_then_restart(ceph_cluster, pool, source, tmp_path, im
     assert workers == {"w1", "w2"}
 
 
-def test_two_workers_on_one_pool_never_process_the_same_image_concurrently(ceph_cluster, pool, source, tmp_path,
-                                                                            imaging_cli):
+def test_two_workers_on_one_pool_never_process_the_same_image_concurrently(
+        ceph_cluster, pool, source, tmp_path, imaging_cli):
     inputs = {}
     for i in range(80):
         job = "two%03d.png" % i
@@ -169,11 +178,11 @@ def test_two_workers_on_one_pool_never_process_the_same_image_concurrently(ceph_
             if e["event"] == "job_done":
                 intervals.setdefault(e["job"], []).append((name, e["t_claim"], e["t_ack"]))
     assert set(intervals) == set(inputs)
-    workers = {w for spans in intervals.values() for w, _, _ in spans}
+    workers = {span[0] for spans in intervals.values() for span in spans}
     assert workers == {"wa", "wb"}, "both workers should have taken part"
     for job, spans in intervals.items():
         spans.sort(key=lambda s: s[1])
-        for (w1, _, end), (w2, start, _) in zip(spans, spans[1:]):
+        for (w1, _start1, end), (w2, start, _end2) in zip(spans, spans[1:]):
             assert w1 == w2 or start >= end, "%s processed concurrently by %s and %s" % (job, w1, w2)
     verify_rados(source, inputs)
     digests = {hashlib.sha256(d).hexdigest() for d in inputs.values()}

@@ -43,7 +43,7 @@ def test_process_mixed_batch_good_and_bad_inputs(tmp_path, imaging_cli):
            "jls.dcm": (open(get_testdata_file("MR_small_jpeg_ls_lossless.dcm"), "rb").read(), "unsupported")}
     for job, data in good.items():
         spool.submit(job, data)
-    for job, (data, _) in bad.items():
+    for job, (data, _code) in bad.items():
         spool.submit(job, data)
     pipeline = tmp_path / "p.yml"
     pipeline.write_text(EDGES)
@@ -54,7 +54,7 @@ def test_process_mixed_batch_good_and_bad_inputs(tmp_path, imaging_cli):
     assert json.loads(out.strip().splitlines()[-1])["failed"] == len(bad)
     root = tmp_path / "spool"
     verify_spool(root, list(good))
-    for job, (_, code) in bad.items():
+    for job, (_data, code) in bad.items():
         reason = json.loads((root / "failed" / (job + ".reason")).read_text())
         assert reason["code"] == code and reason["reason"]
         assert (root / "failed" / job).exists()
@@ -109,7 +109,7 @@ def test_service_metrics_reload_and_sigterm(tmp_path, imaging_cli):
     _wait_for(lambda: [e for e in json_lines((tmp_path / "log").read_text())
                        if e["event"] == "pipeline_reload_failed"], 30, "reload failure")
     spool.submit("after.png", png_bytes(phantom(96, 8, seed=42)))
-    _wait_for(lambda: (root / "done" / "after.png").exists(), 30, "job after reload failure")
+    _wait_for((root / "done" / "after.png").exists, 30, "job after reload failure")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     events = json_lines((tmp_path / "log").read_text())

@@ -14,7 +14,7 @@ from hospital_imaging.synthetic import phantom, png_bytes
 def test_default_pipeline_is_valid_and_hash_is_stable():
     a, b = P.default(), P.load(P.DEFAULT_YAML)
     assert a.hash == b.hash and len(a.hash) == 64
-    assert [n for n, _ in a.steps] == list(P.ORDER)
+    assert [step[0] for step in a.steps] == list(P.ORDER)
     assert a.params("canny") == {"threshold1": 100.0, "threshold2": 200.0, "aperture": 3, "l2gradient": False}
     changed = P.load(P.DEFAULT_YAML.replace("threshold1: 100", "threshold1: 90"))
     assert changed.hash != a.hash

@@ -182,7 +182,7 @@ def _decode_dicom_inner(data: bytes, phi: list) -> Decoded:
     except ValueError as exc:
         text = str(exc)
         code = "truncated" if "less than expected" in text or "truncat" in text.lower() else "corrupt"
-        raise InputError("%s DICOM pixel data: %s" % (code, text.split(" - ")[0]), code) from None
+        raise InputError("%s DICOM pixel data: %s" % (code, text.split(" - ", maxsplit=1)[0]), code) from None
     except (RuntimeError, NotImplementedError) as exc:
         raise InputError("cannot decode DICOM pixel data: %s" % " ".join(str(exc).split()), "unsupported") from None
     if arr.dtype not in (np.uint8, np.uint16, np.int16):

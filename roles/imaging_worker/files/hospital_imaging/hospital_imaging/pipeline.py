@@ -145,7 +145,7 @@ def build(data) -> Pipeline:
             value = params.get(pname, spec.default)
             full[pname] = _check_param("%s (%s)" % (where, name), pname, spec, value)
         steps.append((name, full))
-    names = [n for n, _ in steps]
+    names = [step[0] for step in steps]
     for required in REQUIRED:
         if required not in names:
             raise PipelineError("pipeline.steps: the %r step is required" % required)
@@ -284,7 +284,7 @@ def _step_window(state: State, params: dict) -> bool:
     elif params["use_header"] and state.decoded.window is not None:
         center, width = state.decoded.window
     else:  # min-max window of the (rescaled) values
-        low, high, _, _ = cv2.minMaxLoc(img if img.dtype != np.int16 else img.astype(np.int32))
+        low, high = cv2.minMaxLoc(img if img.dtype != np.int16 else img.astype(np.int32))[:2]
         ends = np.array([low, high], np.float32) * np.float32(slope) + np.float32(intercept)
         low, high = float(ends.min()), float(ends.max())
         width = max(high - low + 1.0, 2.0)
@@ -344,7 +344,7 @@ def _step_canny(state: State, params: dict) -> None:
 
 def _stats(img: np.ndarray) -> dict:
     mean, std = cv2.meanStdDev(img)
-    low, high, _, _ = cv2.minMaxLoc(img)
+    low, high = cv2.minMaxLoc(img)[:2]
     return {"dtype": str(img.dtype), "width": int(img.shape[1]), "height": int(img.shape[0]),
             "min": float(low), "max": float(high), "mean": round(float(mean[0][0]), 4),
             "std": round(float(std[0][0]), 4)}

@@ -15,11 +15,11 @@ def phantom(size: int, bits: int = 8, seed: int = 0, noise: float = 0.02) -> np.
     img = np.zeros((size, size), np.float32)
     c = size / 2.0
     cv2.ellipse(img, (int(c), int(c)), (int(size * 0.42), int(size * 0.34)), 0, 0, 360, 0.35, -1)
-    for _ in range(6):
+    for _organ in range(6):
         center = (int(c + rng.uniform(-0.25, 0.25) * size), int(c + rng.uniform(-0.18, 0.18) * size))
         axes = (int(size * rng.uniform(0.04, 0.12)), int(size * rng.uniform(0.03, 0.10)))
         cv2.ellipse(img, center, axes, float(rng.uniform(0, 180)), 0, 360, float(rng.uniform(0.45, 0.7)), -1)
-    for _ in range(3):
+    for _bone in range(3):
         center = (int(c + rng.uniform(-0.3, 0.3) * size), int(c + rng.uniform(-0.25, 0.25) * size))
         cv2.circle(img, center, max(2, int(size * rng.uniform(0.01, 0.03))), 0.95, -1)
     img = cv2.GaussianBlur(img, (0, 0), 1.5)

@@ -181,7 +181,7 @@ class Worker:
         event("worker_started", worker=spec.get("worker_id"), source=self.source.kind, processes=self.processes,
               batch=self.batch, pipeline=self.pipeline.hash, recovered=recovered, version=__version__)
         self._executor = self._new_executor()
-        for fut in [self._executor.submit(warm) for _ in range(self.processes)]:
+        for fut in [self._executor.submit(warm) for _slot in range(self.processes)]:
             fut.result()
         self.started_at = time.monotonic()  # pylint: disable=attribute-defined-outside-init
         inflight = {}          # future -> list of claims
@@ -218,7 +218,7 @@ class Worker:
                     self._maybe_reload()
                     self.stopping.wait(self.poll)
                     continue
-                done, _ = wait(list(inflight), timeout=0.5, return_when=FIRST_COMPLETED)
+                done = wait(list(inflight), timeout=0.5, return_when=FIRST_COMPLETED)[0]
                 for fut in done:
                     chunk = inflight.pop(fut)
                     self._finish(fut, chunk, held, progress)

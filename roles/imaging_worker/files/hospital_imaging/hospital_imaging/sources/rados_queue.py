@@ -199,7 +199,7 @@ class RadosSource(WorkSource):
             pass
 
     def depth(self) -> int:
-        return sum(1 for _ in self._names())
+        return len(list(self._names()))
 
     def submit(self, job: str, data: bytes, replace: bool = False) -> str:
         check_job_id(job)
@@ -221,7 +221,7 @@ class RadosSource(WorkSource):
     def status(self) -> dict:
         counts = {ns: 0 for ns in ("inbox", "done", "failed", "outputs")}
         for ns in ("inbox", "done"):
-            counts[ns] = sum(1 for _ in self.io[ns].list_objects())
+            counts[ns] = len(list(self.io[ns].list_objects()))
         counts["failed"] = sum(1 for o in self.io["failed"].list_objects() if o.key.endswith(".reason"))
         counts["outputs"] = sum(1 for o in self.io["out"].list_objects() if o.key.endswith(".json"))
         return counts

@@ -120,7 +120,7 @@ class SpoolSource(WorkSource):
         alive = {}
         recovered = 0
         for name in os.listdir(self.dirs["claimed"]):
-            owner, _, job = name.partition(SEP)
+            owner, job = name.partition(SEP)[::2]
             if not job:
                 continue
             if owner not in alive:
