@@ -18,17 +18,20 @@ description:
     RV(key) when the task runs with C(no_log: true) (Ansible then hides the whole result; use
     C(register) to pass the key on, for example to a libvirt secret)."
 author:
-  - hospital.cloud maintainers
+  - hospital.cloud maintainers (@hospital-cloud)
 extends_documentation_fragment:
   - hospital.cloud.ceph
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reads the entity and the keyring file and reports what a real run would change.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Shows the capabilities before and after (never the key).
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: Capabilities are compared after normalising white space; the keyring file by content and attributes.
 options:

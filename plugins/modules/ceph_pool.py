@@ -19,17 +19,20 @@ description:
   - O(pg_num) and O(pgp_num) are compared with the targets Ceph is moving to (C(pg_num_target)),
     not with the current values that move gradually.
 author:
-  - hospital.cloud maintainers
+  - hospital.cloud maintainers (@hospital-cloud)
 extends_documentation_fragment:
   - hospital.cloud.ceph
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reads the real pool and returns the commands a real run would send, without sending them.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Shows the managed settings before and after.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: A second run with the same parameters sends nothing.
 options:

@@ -17,17 +17,20 @@ description:
     removes it.
   - An existing image is never re-imported or re-cloned; its data survives every re-run.
 author:
-  - hospital.cloud maintainers
+  - hospital.cloud maintainers (@hospital-cloud)
 extends_documentation_fragment:
   - hospital.cloud.ceph
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details: Reads the image and returns the operations a real run would make, without making them.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details: Shows size, features, snapshots and parent before and after.
   idempotent:
+    description: When run twice in a row outside check mode, with the same arguments, the second invocation indicates no change.
     support: full
     details: A second run with the same parameters makes no change.
 requirements:

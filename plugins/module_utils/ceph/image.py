@@ -103,8 +103,8 @@ def observe(ioctx, name):
 
 def plan_features(name, want, have):
     """(feature, enable) steps in dependency order; CephError for changes librbd cannot make."""
-    add = [f for f, _ in FEATURES if f in want and f not in have]
-    drop = [f for f, _ in reversed(FEATURES) if f in have and f not in want]
+    add = [f for f, bit in FEATURES if f in want and f not in have and bit]
+    drop = [f for f, bit in reversed(FEATURES) if f in have and f not in want and bit]
     bad = [f for f in add if f not in MUTABLE_ON] + [f for f in drop if f not in MUTABLE_OFF]
     if bad:
         raise CephError('feature(s) %s of image %s can only be chosen when the image is created'
@@ -181,7 +181,7 @@ def _present(module, client, ioctx, have):
             client.change(dict(base, prefix='rbd feature %s' % ('enable' if enable else 'disable'), feature=feature),
                           lambda f=feature, e=enable: _with_image(
                               ioctx, p['name'], lambda img: img.update_features(dict(FEATURES)[f], e)))
-        after['features'] = [f for f, _ in FEATURES if f in p['features']]
+        after['features'] = [f for f in dict(FEATURES) if f in p['features']]
     snaps = dict((s['name'], s['protected']) for s in have['snapshots'])
     for snap in p['snapshots'] or []:
         sname, protect = snap['name'], snap['protected']
@@ -262,7 +262,7 @@ def _import(module, ioctx, name, path, fmt):
         if fmt == 'qcow2':
             tmpdir = tempfile.mkdtemp(prefix='rbd-import-', dir=os.path.dirname(os.path.abspath(path)))
             raw = os.path.join(tmpdir, 'image.raw')
-            rc, _out, err = module.run_command(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', path, raw])
+            rc, dummy, err = module.run_command(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', path, raw])
             if rc != 0:
                 raise CephError('qemu-img convert %s failed: %s' % (path, err.strip()))
             path = raw

@@ -24,17 +24,37 @@ def ceph_module(run_module, conn):
     return run
 
 
-def pool_detail(cluster, name):
-    for pool in cluster.cli_json("osd", "pool", "ls", "detail"):
+class Mon:
+    """Read-only mon commands over one librados connection (milliseconds, not a CLI fork each)."""
+
+    def __init__(self, cluster):
+        self.handle = cluster.rados()
+
+    def __call__(self, prefix, **args):
+        ret, out, outs = self.handle.mon_command(json.dumps(dict(args, prefix=prefix, format="json")), b"",
+                                                 timeout=15)
+        assert ret == 0, "%s: %s" % (prefix, outs)
+        return json.loads(out) if out else None
+
+
+@pytest.fixture(scope="session")
+def mon(ceph_cluster):
+    m = Mon(ceph_cluster)
+    yield m
+    m.handle.shutdown()
+
+
+def pool_detail(mon, name):
+    for pool in mon("osd pool ls", detail="detail"):
         if pool["pool_name"] == name:
             return pool
     return None
 
 
-def pools_snapshot(cluster):
+def pools_snapshot(mon):
     """`osd pool ls detail` without fields that move on their own."""
     out = {}
-    for pool in cluster.cli_json("osd", "pool", "ls", "detail"):
+    for pool in mon("osd pool ls", detail="detail"):
         for key in ("last_change", "pg_num_pending", "last_pg_merge_meta", "pg_num", "pg_placement_num",
                     "snap_seq", "snap_epoch", "removed_snaps", "last_force_op_resend"):
             pool.pop(key, None)

@@ -69,20 +69,20 @@ def bad_setup(run_module, ceph_cluster):
     run_module("hospital.cloud.ceph_pool", dict(conn, name=P, state="absent", allow_delete=True))
 
 
-def _state(cluster):
-    auth = sorted(e["entity"] for e in cluster.cli_json("auth", "ls")["auth_dump"])
-    return pools_snapshot(cluster), auth, cluster.cli_json("config", "dump")
+def _state(mon):
+    auth = sorted(e["entity"] for e in mon("auth ls")["auth_dump"])
+    return pools_snapshot(mon), auth, mon("config dump")
 
 
 @pytest.mark.parametrize("module,args,message", CASES, ids=["%s-%d" % (c[0], i) for i, c in enumerate(CASES)])
-def test_bad_input_fails_clearly_and_changes_nothing(ceph_module, ceph_cluster, bad_setup, module, args, message):
-    before = _state(ceph_cluster)
+def test_bad_input_fails_clearly_and_changes_nothing(ceph_module, ceph_cluster, mon, bad_setup, module, args, message):
+    before = _state(mon)
     res = ceph_module(module, args)
     assert res["failed"] is True, res
     assert message in res["msg"], res["msg"]
     assert "Traceback" not in res["_stderr"] and "Traceback" not in res["msg"]
     assert res.get("commands", []) == []
-    assert _state(ceph_cluster) == before
+    assert _state(mon) == before
 
 
 def _fails_fast(ceph_module, args, conn_args):
@@ -95,21 +95,21 @@ def _fails_fast(ceph_module, args, conn_args):
     return res
 
 
-def test_unreachable_cluster_fails_fast(ceph_module, ceph_cluster, bad_setup, tmp_path):
+def test_unreachable_cluster_fails_fast(ceph_module, ceph_cluster, mon, bad_setup, tmp_path):
     port = free_ports(1)[0]
     conf = tmp_path / "ceph.conf"
     conf.write_text("[global]\nmon host = 127.0.0.1:%d\nauth client required = cephx\n" % port)
-    before = _state(ceph_cluster)
+    before = _state(mon)
     res = _fails_fast(ceph_module, {"name": P, "size": 2, "connect_timeout": 3}, {"conf": str(conf)})
     assert "within 3s" in res["msg"]
-    assert _state(ceph_cluster) == before
+    assert _state(mon) == before
 
 
-def test_wrong_keyring_fails_fast(ceph_module, ceph_cluster, bad_setup, tmp_path):
+def test_wrong_keyring_fails_fast(ceph_module, ceph_cluster, mon, bad_setup, tmp_path):
     key = subprocess.run(["ceph-authtool", "--gen-print-key"], capture_output=True, text=True, check=True).stdout.strip()
     keyring = tmp_path / "wrong.keyring"
     keyring.write_text("[client.admin]\n\tkey = %s\n" % key)
-    before = _state(ceph_cluster)
+    before = _state(mon)
     res = _fails_fast(ceph_module, {"name": P, "size": 2, "connect_timeout": 5}, {"keyring": str(keyring)})
     assert key not in str(res)
-    assert _state(ceph_cluster) == before
+    assert _state(mon) == before

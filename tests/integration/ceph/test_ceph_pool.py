@@ -15,14 +15,14 @@ BASE = {"size": 3, "min_size": 2, "pg_num": 8, "pgp_num": 8, "pg_autoscale_mode"
         "max_bytes": 0, "max_objects": 0, "compression_mode": "none"}
 
 
-def test_four_step_check_apply_check_apply(ceph_module, ceph_cluster, pool_name):
+def test_four_step_check_apply_check_apply(ceph_module, ceph_cluster, mon, pool_name):
     """check (changed) -> apply (changed, same commands) -> check (not changed) -> apply (not changed)."""
     args = {"name": pool_name, "size": 2, "min_size": 1, "pg_num": 16, "pg_autoscale_mode": "off",
             "application": ["rbd", "rados"], "max_bytes": 10 << 20, "max_objects": 1000,
             "compression_mode": "passive", "target_size_ratio": 0.05}
     pre = ceph_module("ceph_pool", dict(args, name=pool_name), check=True, diff=True)
     assert pre["changed"] is True and not pre.get("failed"), pre
-    assert pool_detail(ceph_cluster, pool_name) is None, "check mode created the pool"
+    assert pool_detail(mon, pool_name) is None, "check mode created the pool"
     assert pre["diff"]["before"] == {"state": "absent"}
     applied = ceph_module("ceph_pool", args, diff=True)
     assert applied["changed"] is True, applied
@@ -32,7 +32,7 @@ def test_four_step_check_apply_check_apply(ceph_module, ceph_cluster, pool_name)
     assert post["changed"] is False and post["commands"] == [], post
     again = ceph_module("ceph_pool", args)
     assert again["changed"] is False and again["commands"] == [], again
-    p = pool_detail(ceph_cluster, pool_name)
+    p = pool_detail(mon, pool_name)
     assert (p["size"], p["min_size"], p["pg_num_target"], p["pg_autoscale_mode"]) == (2, 1, 16, "off")
     assert sorted(p["application_metadata"]) == ["rados", "rbd"]
     assert (p["quota_max_bytes"], p["quota_max_objects"]) == (10 << 20, 1000)
@@ -82,7 +82,7 @@ def _what(cmd):
 
 
 @pytest.mark.parametrize("label,cli,expected", DRIFTS, ids=[d[0] for d in DRIFTS])
-def test_drift_behind_the_modules_back_is_corrected(ceph_module, ceph_cluster, drift_pool, label, cli, expected):
+def test_drift_behind_the_modules_back_is_corrected(ceph_module, ceph_cluster, mon, drift_pool, label, cli, expected):
     """A setting changed by hand with the ceph CLI is put back, with only the commands needed."""
     ceph_cluster.cli(*[a.format(p=drift_pool) for a in cli])
     check = ceph_module("ceph_pool", dict(BASE, name=drift_pool), check=True)
@@ -94,13 +94,13 @@ def test_drift_behind_the_modules_back_is_corrected(ceph_module, ceph_cluster, d
     assert res["diff"]["before"] != res["diff"]["after"]
     again = ceph_module("ceph_pool", dict(BASE, name=drift_pool))
     assert again["changed"] is False and again["commands"] == [], again
-    p = pool_detail(ceph_cluster, drift_pool)
+    p = pool_detail(mon, drift_pool)
     assert (p["size"], p["min_size"], p["pg_num_target"], p["pg_placement_num_target"]) == (3, 2, 8, 8)
     assert p["pg_autoscale_mode"] == "off" and list(p["application_metadata"]) == ["rbd"]
     assert p["quota_max_bytes"] == 0 and p["quota_max_objects"] == 0 and p["crush_rule"] == 0
 
 
-def test_erasure_coded_pool(ceph_module, ceph_cluster, pool_name):
+def test_erasure_coded_pool(ceph_module, ceph_cluster, mon, pool_name):
     """k=2 m=1 on 3 OSDs of one host: created, idempotent, and its type cannot be flipped."""
     profile = "hc-t-k2m1"
     ceph_cluster.cli("osd", "erasure-code-profile", "set", profile, "k=2", "m=1", "crush-failure-domain=osd")
@@ -113,7 +113,7 @@ def test_erasure_coded_pool(ceph_module, ceph_cluster, pool_name):
         second = ceph_module("ceph_pool", args)
         assert second["changed"] is False, second
         assert second["pool"]["pool_type"] == "erasure" and second["pool"]["size"] == 3
-        p = pool_detail(ceph_cluster, pool_name)
+        p = pool_detail(mon, pool_name)
         assert p["type"] == 3 and p["erasure_code_profile"] == profile
         flipped = ceph_module("ceph_pool", {"name": pool_name, "pool_type": "replicated"})
         assert flipped["failed"] and "cannot be changed" in flipped["msg"]
@@ -125,7 +125,7 @@ def test_erasure_coded_pool(ceph_module, ceph_cluster, pool_name):
         ceph_cluster.cli("osd", "erasure-code-profile", "rm", profile)
 
 
-def test_pg_num_with_autoscaler_on_is_a_warning_not_silently_dropped(ceph_module, ceph_cluster, pool_name):
+def test_pg_num_with_autoscaler_on_is_a_warning_not_silently_dropped(ceph_module, ceph_cluster, mon, pool_name):
     """autoscale on: pg_num is the initial value (warned); a later change is warned, not applied;
     switching the autoscaler off in the same task applies it."""
     first = ceph_module("ceph_pool", {"name": pool_name, "pg_num": 8, "pg_autoscale_mode": "on",
@@ -134,11 +134,11 @@ def test_pg_num_with_autoscaler_on_is_a_warning_not_silently_dropped(ceph_module
     res = ceph_module("ceph_pool", {"name": pool_name, "pg_num": 16, "pg_autoscale_mode": "on"})
     assert res["changed"] is False and res["commands"] == [], res
     assert any("pg_num=16 not applied" in w for w in _warnings(res)), res
-    assert pool_detail(ceph_cluster, pool_name)["pg_num_target"] != 16
+    assert pool_detail(mon, pool_name)["pg_num_target"] != 16
     off = ceph_module("ceph_pool", {"name": pool_name, "pg_num": 16, "pg_autoscale_mode": "off"})
     assert [(c["var"], c["val"]) for c in off["commands"]] == [("pg_autoscale_mode", "off"), ("pg_num", "16")]
     assert not _warnings(off)
-    p = pool_detail(ceph_cluster, pool_name)
+    p = pool_detail(mon, pool_name)
     assert (p["pg_num_target"], p["pg_placement_num_target"], p["pg_autoscale_mode"]) == (16, 16, "off")
     again = ceph_module("ceph_pool", {"name": pool_name, "pg_num": 16, "pg_autoscale_mode": "off"})
     assert again["changed"] is False
@@ -151,29 +151,29 @@ def _warnings(res):
     return out
 
 
-def test_size_one_needs_its_opt_in(ceph_module, ceph_cluster, pool_name):
+def test_size_one_needs_its_opt_in(ceph_module, ceph_cluster, mon, pool_name):
     assert ceph_module("ceph_pool", {"name": pool_name, "size": 2, "pg_num": 8, "pg_autoscale_mode": "off",
                                      "application": ["rados"]})["changed"]
     refused = ceph_module("ceph_pool", {"name": pool_name, "size": 1})
     assert refused["failed"] and "allow_size_one" in refused["msg"]
-    assert pool_detail(ceph_cluster, pool_name)["size"] == 2
+    assert pool_detail(mon, pool_name)["size"] == 2
     res = ceph_module("ceph_pool", {"name": pool_name, "size": 1, "min_size": 1, "allow_size_one": True})
     assert res["changed"] and res["commands"][0].get("yes_i_really_mean_it") is True, res
-    assert pool_detail(ceph_cluster, pool_name)["size"] == 1
+    assert pool_detail(mon, pool_name)["size"] == 1
 
 
-def test_delete_needs_opt_in_and_restores_mon_allow_pool_delete(ceph_module, ceph_cluster, pool_name):
+def test_delete_needs_opt_in_and_restores_mon_allow_pool_delete(ceph_module, ceph_cluster, mon, pool_name):
     ceph_module("ceph_pool", {"name": pool_name, "pg_num": 8, "pg_autoscale_mode": "off", "application": ["rados"]})
     refused = ceph_module("ceph_pool", {"name": pool_name, "state": "absent"})
     assert refused["failed"] and "allow_delete" in refused["msg"] and refused["commands"] == []
-    assert pool_detail(ceph_cluster, pool_name) is not None
+    assert pool_detail(mon, pool_name) is not None
     check = ceph_module("ceph_pool", {"name": pool_name, "state": "absent", "allow_delete": True}, check=True)
-    assert check["changed"] and pool_detail(ceph_cluster, pool_name) is not None
+    assert check["changed"] and pool_detail(mon, pool_name) is not None
     res = ceph_module("ceph_pool", {"name": pool_name, "state": "absent", "allow_delete": True})
     assert res["changed"] and res["commands"] == check["commands"], res
     assert [c["prefix"] for c in res["commands"]] == ["config set", "osd pool delete", "config rm"]
-    assert pool_detail(ceph_cluster, pool_name) is None
-    assert ceph_cluster.cli_json("config", "get", "mon", "mon_allow_pool_delete") in (False, "false")
-    assert not [e for e in ceph_cluster.cli_json("config", "dump") if e["name"] == "mon_allow_pool_delete"]
+    assert pool_detail(mon, pool_name) is None
+    assert mon("config get", who="mon", key="mon_allow_pool_delete") in (False, "false")
+    assert not [e for e in mon("config dump") if e["name"] == "mon_allow_pool_delete"]
     gone = ceph_module("ceph_pool", {"name": pool_name, "state": "absent", "allow_delete": True})
     assert gone["changed"] is False and gone["commands"] == []

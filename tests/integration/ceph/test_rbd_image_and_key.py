@@ -103,7 +103,7 @@ def test_plain_image_grow_shrink_features_remove(ceph_module, ceph_cluster, rbd_
     assert ceph_module("rbd_image", {"pool": rbd_pool, "name": "plain", "state": "absent"})["changed"] is False
 
 
-def test_ceph_key_caps_keyring_and_no_key_in_output(ceph_module, ceph_cluster, tmp_path):
+def test_ceph_key_caps_keyring_and_no_key_in_output(ceph_module, ceph_cluster, mon, tmp_path):
     dest = tmp_path / "ceph.client.hc-t-libvirt.keyring"
     args = {"name": "client.hc-t-libvirt", "caps": {"mon": "profile rbd", "osd": "profile rbd pool=hc-t-rbd"},
             "dest": str(dest)}
@@ -112,7 +112,7 @@ def test_ceph_key_caps_keyring_and_no_key_in_output(ceph_module, ceph_cluster, t
         assert pre["changed"] and not dest.exists(), pre
         first = ceph_module("ceph_key", args, diff=True)
         assert first["changed"] and first["commands"] == pre["commands"], first
-        key = ceph_cluster.cli_json("auth", "get", "client.hc-t-libvirt")[0]["key"]
+        key = mon("auth get", entity="client.hc-t-libvirt")[0]["key"]
         assert stat.S_IMODE(dest.stat().st_mode) == 0o600
         assert "key = %s" % key in dest.read_text()
         assert ceph_module("ceph_key", args, check=True)["changed"] is False
@@ -120,7 +120,7 @@ def test_ceph_key_caps_keyring_and_no_key_in_output(ceph_module, ceph_cluster, t
         ceph_cluster.cli("auth", "caps", "client.hc-t-libvirt", "mon", "allow r")
         fixed = ceph_module("ceph_key", args, diff=True)
         assert fixed["changed"] and fixed["commands"][0]["prefix"] == "auth caps"
-        assert ceph_cluster.cli_json("auth", "get", "client.hc-t-libvirt")[0]["caps"]["mon"] == "profile rbd"
+        assert mon("auth get", entity="client.hc-t-libvirt")[0]["caps"]["mon"] == "profile rbd"
         assert 'caps mon = "profile rbd"' in dest.read_text()
         moded = ceph_module("ceph_key", dict(args, mode="0640"))
         assert moded["changed"] and stat.S_IMODE(dest.stat().st_mode) == 0o640
@@ -134,7 +134,7 @@ def test_ceph_key_caps_keyring_and_no_key_in_output(ceph_module, ceph_cluster, t
     assert ceph_cluster.cli("auth", "get", "client.hc-t-libvirt", check=False) == ""
 
 
-def test_no_key_in_vvv_playbook_log(run_playbook, ceph_cluster, tmp_path):
+def test_no_key_in_vvv_playbook_log(run_playbook, ceph_cluster, mon, tmp_path):
     """A playbook creating a key, registering it and using it: the key is nowhere in -vvv output."""
     dest = tmp_path / "k.keyring"
     playbook = """
@@ -170,7 +170,7 @@ def test_no_key_in_vvv_playbook_log(run_playbook, ceph_cluster, tmp_path):
     try:
         assert res.rc == 0, res.stdout[-3000:] + res.stderr[-3000:]
         assert res.changed("localhost") == 2
-        key = ceph_cluster.cli_json("auth", "get", "client.hc-t-vvv")[0]["key"]
+        key = mon("auth get", entity="client.hc-t-vvv")[0]["key"]
         assert "key = %s" % key in dest.read_text()
         admin_key = [ln.split("=", 1)[1].strip() for ln in open(ceph_cluster.keyring, encoding="utf-8")
                      if "key" in ln][0]

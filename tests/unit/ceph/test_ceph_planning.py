@@ -28,13 +28,13 @@ def test_nothing_to_do_when_equal():
 
 
 def test_size_change_resets_min_size_so_min_size_follows():
-    cmds, _, after = pool.plan("vms", {"size": 2, "min_size": 2}, HAVE)
+    cmds, warnings, after = pool.plan("vms", {"size": 2, "min_size": 2}, HAVE)
     assert [(c["var"], c["val"]) for c in cmds] == [("size", "2"), ("min_size", "2")]
     assert after["size"] == 2 and after["min_size"] == 2
 
 
 def test_size_one_is_forced_and_min_size_above_size_refused():
-    cmds, _, _ = pool.plan("vms", {"size": 1}, HAVE)
+    cmds, warnings, after = pool.plan("vms", {"size": 1}, HAVE)
     assert cmds[0]["yes_i_really_mean_it"] is True
     with pytest.raises(client.CephError, match="cannot be greater than the size"):
         pool.plan("vms", {"min_size": 4}, HAVE)
@@ -42,18 +42,19 @@ def test_size_one_is_forced_and_min_size_above_size_refused():
 
 @pytest.mark.parametrize("mode,expected", [("on", []), ("warn", [("pg_num", "16")]), ("off", [("pg_num", "16")])])
 def test_pg_num_against_autoscaler(mode, expected):
-    cmds, warnings, _ = pool.plan("vms", {"pg_num": 16}, dict(HAVE, pg_autoscale_mode=mode))
+    cmds, warnings, after = pool.plan("vms", {"pg_num": 16}, dict(HAVE, pg_autoscale_mode=mode))
     assert [(c["var"], c["val"]) for c in cmds] == expected
+    assert after["pg_num"] == (8 if mode == "on" else 16)
     assert bool(warnings) == (mode == "on")
 
 
 def test_pgp_num_follows_pg_num():
-    cmds, _, after = pool.plan("vms", {"pg_num": 16, "pgp_num": 16}, HAVE)
+    cmds, warnings, after = pool.plan("vms", {"pg_num": 16, "pgp_num": 16}, HAVE)
     assert [c["var"] for c in cmds] == ["pg_num"] and after["pgp_num"] == 16
 
 
 def test_applications_exact_set_second_needs_flag():
-    cmds, _, after = pool.plan("vms", {"application": ["rados", "rgw"]}, HAVE)
+    cmds, warnings, after = pool.plan("vms", {"application": ["rados", "rgw"]}, HAVE)
     assert [(c["prefix"].split()[-1], c["app"], c.get("yes_i_really_mean_it")) for c in cmds] == [
         ("enable", "rados", True), ("enable", "rgw", True), ("disable", "rbd", True)]
     assert after["application"] == ["rados", "rgw"]
@@ -87,8 +88,8 @@ def test_observed_reads_targets_and_options():
            "quota_max_bytes": 5, "quota_max_objects": 0, "erasure_code_profile": "",
            "options": {"compression_mode": "force", "target_size_ratio": 0.5}, "application_metadata": {"rbd": {}}}
     obs = pool.observed(raw, {0: "replicated_rule"})
-    assert (obs["pg_num"], obs["pgp_num"], obs["compression_mode"], obs["crush_rule"]) == (16, 16, "force",
-                                                                                            "replicated_rule")
+    got = (obs["pg_num"], obs["pgp_num"], obs["compression_mode"], obs["crush_rule"])
+    assert got == (16, 16, "force", "replicated_rule")
 
 
 @pytest.mark.parametrize("text,size", [("1024", 1024), ("10G", 10 << 30), ("512MiB", 512 << 20), ("1.5K", 1536)])
