@@ -5,7 +5,7 @@ set -euo pipefail
 PKGS=(
   # libvirt + QEMU (TCG guests), schema validation
   qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libxml2-utils
-  python3-libvirt
+  python3-libvirt python3-lxml qemu-block-extra
   # Ceph (pacific, distribution packages) and its Python bindings
   ceph-mon ceph-mgr ceph-osd ceph-common python3-rados python3-rbd udev
   # venv for /usr/bin/python3 (the interpreter that has rados/rbd/libvirt)

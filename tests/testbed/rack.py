@@ -71,7 +71,8 @@ class Rack:
         """An INI inventory fragment for the rack's hosts."""
         lines = ["[lab]"]
         for h in self.hosts:
-            lines.append("%s ansible_host=%s hc_rack=%s" % (h.name, h.address, h.rack))
+            devs = " hc_osd_devices='%s'" % json.dumps(h.loops) if h.loops else ""
+            lines.append("%s ansible_host=%s hc_rack=%s%s" % (h.name, h.address, h.rack, devs))
         lines += ["", "[lab:vars]", "ansible_user=root",
                   "ansible_ssh_private_key_file=%s" % self.ssh_key,
                   "ansible_python_interpreter=/usr/bin/python3",

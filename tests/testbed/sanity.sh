@@ -7,7 +7,10 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 venv="$repo/.venv"
 py_ver=$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-snap="$repo/.cache/sanity/ansible_collections/hospital/cloud"
+mkdir -p "$repo/.cache/sanity"
+run_dir=$(mktemp -d "$repo/.cache/sanity/run-XXXXXX")   # one snapshot per run: concurrent runs don't collide
+trap 'rm -rf "$run_dir"' EXIT
+snap="$run_dir/ansible_collections/hospital/cloud"
 
 # 1. get-pip stand-in for every pip version ansible-test might ask for
 cache="$HOME/.ansible/test/cache"
@@ -24,7 +27,7 @@ if args:
 PY
 
 # 2. snapshot of tracked + new (not ignored) files as its own git checkout
-rm -rf "$snap"; mkdir -p "$snap"
+mkdir -p "$snap"
 (cd "$repo" && git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done | rsync -a --from0 --files-from=- ./ "$snap/")
 cd "$snap"
 git init -q . && git add -A && git -c user.name=sanity -c user.email=sanity@localhost commit -qm snapshot
