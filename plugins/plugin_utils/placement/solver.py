@@ -9,7 +9,7 @@ on a deterministic time budget, so the same input gives the same plan.
 
 from __future__ import annotations
 
-from ansible_collections.hospital.cloud.plugins.plugin_utils.placement import bounds, exact
+from ansible_collections.hospital.cloud.plugins.plugin_utils.placement import bounds, exact, patterns
 from ansible_collections.hospital.cloud.plugins.plugin_utils.placement.heuristics import (
     Eligibility, State, check_reserve, diagnose, eliminate_hosts, greedy, host_order,
     keep_current, load, mbs, rebalance, repair_reserve)
@@ -68,6 +68,13 @@ def place(prob):
                 eliminate_hosts(prob, state, min(200, len(prob.hosts)), elig)
         else:
             rebalance(prob, state, min(4 * len(prob.items), 2000), elig)
+    if not failed and prob.strategy == "pack" and state.used_hosts() > lb and prob.use_solver and \
+            prob.time_limit > 0 and patterns.applicable(prob):
+        # plain packing on identical hosts: exact pattern model for exactly lb hosts
+        backend, status, cand = patterns.solve(prob, lb, prob.time_limit)
+        if cand is not None and cand.used_hosts() < state.used_hosts():
+            state = cand
+            info["solver"], info["status"] = backend, status.lower()
     if not failed and prob.strategy == "pack" and _unconstrained(prob) and \
             len(prob.items) <= MBS_MAX_ITEMS:
         # MBS' with deterministic restarts while above the lower bound
