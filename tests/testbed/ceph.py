@@ -80,6 +80,8 @@ bluestore cache autotune = false
 bluestore cache size = 64M
 osd op num threads per shard = 1
 mgr initial modules = iostat
+# commit monitor changes quickly: pool-changing commands wait for the next paxos proposal
+paxos propose interval = 0.1
 client mount timeout = 15
 rados mon op timeout = 15
 rados osd op timeout = 30
@@ -169,14 +171,18 @@ def check_prerequisites() -> None:
                         "ceph-common; run `make deps`)" % ", ".join(missing))
 
 
-def start(root: Path | None = None, osds: int = 3, osd_gib: int = 10) -> CephCluster:
-    """Build and start a fresh cluster; return once it is HEALTH_OK."""
+def start(root: Path | None = None, osds: int = 3, osd_gib: int = 10, keep: bool = False) -> CephCluster:
+    """Build and start a fresh cluster; return once it is HEALTH_OK.
+
+    keep=True marks it as owned by no process (``python -m testbed.ceph up``): later sessions do
+    not reap it; ``down DIR`` removes it.
+    """
     check_prerequisites()
     BASE.mkdir(parents=True, exist_ok=True)
     procs.reap_stale(BASE, "ceph-")
     root = Path(root) if root else Path(tempfile.mkdtemp(prefix="ceph-", dir=BASE))
     c = CephCluster(root=root, fsid=str(uuid.uuid4()))
-    procs.claim(root)
+    procs.claim(root, owner="keep" if keep else None)
     try:
         _bootstrap(c, osds, osd_gib)
     except BaseException:
@@ -242,7 +248,7 @@ def stop(c: CephCluster, remove: bool = True) -> None:
 def main(argv: list[str]) -> int:
     if len(argv) >= 1 and argv[0] == "up":
         t0 = time.monotonic()
-        c = start(Path(argv[1]) if len(argv) > 1 else None)
+        c = start(Path(argv[1]) if len(argv) > 1 else None, keep=True)
         print(json.dumps({"root": str(c.root), "conf": c.conf, "keyring": c.keyring,
                           "mon_host": c.mon_host, "seconds": round(time.monotonic() - t0, 1)}))
         return 0

@@ -19,4 +19,3 @@ def rack_factory():
     yield make
     for name in made:
         rackmod.destroy(name)
-

@@ -49,7 +49,7 @@ def test_kvm_host_check_converge_idempotent(kvm_rack, run_playbook):
     assert first.rc == 0, first.stdout[-3000:]
     assert first.changed() > 0
     facts = first.result("Facts | publish capacity for the placement filter", host.name)["ansible_facts"]["kvm_host_facts"]
-    assert facts["rack"] == "r7" and facts["labels"] == ["ssd"] and facts["domain_type"] == "qemu"
+    assert facts["rack"] == "r7" and facts["labels"] == ["ssd"] and facts["overcommit"]["cpu"] == 4.0
     assert int(facts["vcpus"]) >= 1 and int(facts["memory"]) > 0
     second = run_playbook(play, inventory=inv)
     assert second.rc == 0 and second.changed() == 0, [t["task"] for t in second.tasks if t["result"].get("changed")]
