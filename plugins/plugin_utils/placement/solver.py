@@ -68,12 +68,13 @@ def place(prob):
                 eliminate_hosts(prob, state, min(200, len(prob.hosts)), elig)
         else:
             rebalance(prob, state, min(4 * len(prob.items), 2000), elig)
-    if not failed and prob.strategy == "pack" and state.used_hosts() > lb and prob.use_solver and \
+    if prob.strategy == "pack" and (failed or state.used_hosts() > lb) and prob.use_solver and \
             prob.time_limit > 0 and patterns.applicable(prob):
-        # plain packing on identical hosts: exact pattern model for exactly lb hosts
+        # plain packing on identical hosts: exact pattern model for exactly lb hosts (also when
+        # the greedy ran out of hosts: it may need more than the optimum)
         backend, status, cand = patterns.solve(prob, lb, prob.time_limit)
-        if cand is not None and cand.used_hosts() < state.used_hosts():
-            state = cand
+        if cand is not None and (failed or cand.used_hosts() < state.used_hosts()):
+            state, failed = cand, []
             info["solver"], info["status"] = backend, status.lower()
     if not failed and prob.strategy == "pack" and _unconstrained(prob) and \
             len(prob.items) <= MBS_MAX_ITEMS:
