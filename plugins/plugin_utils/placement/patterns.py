@@ -34,7 +34,8 @@ from ansible_collections.hospital.cloud.plugins.plugin_utils.placement.heuristic
 
 MAX_ITEMS = 2000          # above: not tried (the heuristics are at the bound on such sizes anyway)
 MAX_PATTERNS = 5000       # more patterns than this: the budget is too loose for this model
-MAX_NODES = 40000         # enumeration search nodes (Falkenauer t249: ~2,500)
+MAX_NODES = 20000         # enumeration search nodes (Falkenauer t249: ~2,500)
+LOOSE_FACTOR = 2          # skip when the waste budget is >= this many of the smallest VM
 MIP_MAX_NODES = 5000      # HiGHS branch-and-bound nodes (deterministic budget)
 
 
@@ -198,6 +199,10 @@ def solve(prob, target, time_limit, backend=None):
     budget = [target * cap[d] - total[d] for d in range(ND)]
     slack = [budget[d] / cap[d] if cap[d] else float("inf") for d in range(ND)]
     bind = min(range(ND), key=lambda d: (slack[d], d))
+    smallest = min((k[bind] for k in types if k[bind]), default=0)
+    if budget[bind] >= 0 and smallest and budget[bind] >= smallest * LOOSE_FACTOR:
+        # a host may stay short of a whole VM: patterns explode, do not spend time enumerating
+        return backend, "too many patterns", None
     keys = sorted(types, key=lambda s: (-s[bind], tuple(-v for v in s)))
     counts = [len(types[k]) for k in keys]
     pats = enumerate_patterns(keys, counts, cap, budget)
