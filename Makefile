@@ -11,10 +11,13 @@ export ANSIBLE_PYTHON_INTERPRETER := $(PY)
 export PATH := $(VENV)/bin:$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv lock lint sanity unit integration test bench clean
+.PHONY: help deps venv lock lint sanity unit integration test bench lab lab-destroy test-molecule clean
 
 help:
 	@echo "make test     - set up (Debian packages, venv) and run lint, sanity, unit and integration tests"
+	@echo "make lab      - the virtual rack on this machine with everything deployed (site.yml), then a summary"
+	@echo "make test-molecule - molecule default scenario: site.yml on the lab rack, idempotence, testinfra"
+	@echo "make lab-destroy - remove everything make lab created"
 	@echo "make bench    - benchmarks (figures and ratios against baselines; never gating)"
 	@echo "make lint     - ansible-lint (production profile)"
 	@echo "make sanity   - ansible-test sanity (empty ignore files)"
@@ -54,6 +57,15 @@ test: venv
 
 bench: venv
 	bash tests/bench/run.sh
+
+test-molecule: venv
+	molecule test -s default
+
+lab: venv
+	cd tests && $(PY) -m testbed.lab up
+
+lab-destroy: venv
+	cd tests && $(PY) -m testbed.lab down
 
 clean:
 	rm -rf .cache/sanity .pytest_cache tests/output
