@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Imaging worker benchmark (figures and ratios, never gating).
 
 One synthetic image set (512x512 8-bit and 2048x2048 16-bit PNG phantoms), measured in one run:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Placement benchmark: our solver vs first-fit decreasing, a Nova-style greedy and lower bounds.
 
 Not gating CI. Every figure is measured in this run. Usage:
