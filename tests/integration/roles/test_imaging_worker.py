@@ -1,0 +1,234 @@
+"""imaging_worker on a real systemd host (nspawn container from the base image), spool source.
+
+The tests run in file order on one host and build on each other: check mode on the fresh host,
+converge, images through the service, idempotence, a refused pipeline, a live pipeline reload,
+the airgapped wheelhouse path, and the RADOS settings (preflight and check-mode rendering; the
+RADOS queue itself runs in the lab, against a real cluster).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from testbed.rack import ssh
+
+pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(900)]
+
+VENV = "/opt/hospital-imaging/venv"
+SPOOL = "/var/spool/hospital-imaging"
+UNIT = "hospital-imaging.service"
+PIP_TASK = "Install | pip install the worker package and its dependencies"
+
+PLAY = """
+- name: Imaging workers
+  hosts: lab
+  roles:
+    - role: hospital.cloud.imaging_worker
+"""
+
+# generates N synthetic phantoms (8- and 16-bit PNG) with the worker's own generator
+GEN = ("from hospital_imaging import synthetic; import sys\n"
+       "for i in range(int(sys.argv[2])):\n"
+       "    img = synthetic.phantom(192, bits=16 if i % 2 else 8, seed=int(sys.argv[3]) + i)\n"
+       "    open('%s/p%d.png' % (sys.argv[1], i), 'wb').write(synthetic.png_bytes(img))\n")
+
+
+def _site_ca() -> str | None:
+    """The CA bundle this machine's pip trusts (a TLS-inspecting egress), if any."""
+    for cand in (os.environ.get("PIP_CERT"), os.environ.get("SSL_CERT_FILE")):
+        if cand and Path(cand).is_file():
+            return cand
+    return None
+
+
+@pytest.fixture(scope="module")
+def rack(rack_factory):
+    r = rack_factory("imgw", hosts=1, subnet="10.77.41.0/24", bridge="hcimg0")
+    ca = _site_ca()
+    if ca:
+        # the host's own pip configuration (what the role uses by default), as a hospital with a
+        # TLS-inspecting proxy would have it: trust the same CA bundle as this machine
+        host = r.hosts[0]
+        subprocess.run(["scp", "-q", "-i", r.ssh_key, "-o", "StrictHostKeyChecking=no", "-o",
+                        "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", ca,
+                        "root@%s:/etc/ssl/site-ca-bundle.pem" % host.address], check=True, timeout=60)
+        ssh(r, host, "printf '[global]\\ncert = /etc/ssl/site-ca-bundle.pem\\n' > /etc/pip.conf")
+    return r
+
+
+def _inv(rack):
+    return Path(rack.state_dir) / "inventory.ini"
+
+
+def _sh(rack, cmd, check=True):
+    return ssh(rack, rack.hosts[0], cmd, check=check)
+
+
+def _main_pid(rack) -> int:
+    return int(_sh(rack, "systemctl show -p MainPID --value %s" % UNIT).stdout.strip())
+
+
+def _changed_tasks(res):
+    return [t["task"] for t in res.tasks if t["result"].get("changed")]
+
+
+def _metrics(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (test host on our bridge)
+        return resp.read().decode()
+
+
+def _wait(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError("timed out after %ds waiting for %s (last: %r)" % (timeout, what, value))
+
+
+def test_check_mode_on_fresh_host_predicts_and_installs_nothing(rack, run_playbook):
+    res = run_playbook(PLAY, inventory=_inv(rack), check=True, diff=True)
+    assert res.rc == 0, res.stdout[-3000:]
+    assert res.changed() > 0
+    out = _sh(rack, "ls -d %s /etc/hospital-imaging /etc/systemd/system/%s 2>&1; id hospital-imaging 2>&1; "
+                    "dpkg -s python3-venv >/dev/null 2>&1 && echo venv-installed" % (VENV, UNIT), check=False).stdout
+    assert out.count("No such file") == 3, out
+    assert "no such user" in out and "venv-installed" not in out, out
+
+
+def test_converge_spool_service_processes_images(rack, run_playbook):
+    t0 = time.monotonic()
+    res = run_playbook(PLAY, inventory=_inv(rack))
+    assert res.rc == 0, res.stdout[-3000:]
+    assert res.changed() > 0
+    pip = res.result(PIP_TASK)
+    print("\nconverge %.0f s, pip install on the host %s" % (time.monotonic() - t0, pip.get("delta")))
+
+    assert _sh(rack, "systemctl is-active %s" % UNIT).stdout.strip() == "active"
+    assert _sh(rack, "systemctl is-enabled %s" % UNIT).stdout.strip() == "enabled"
+    assert _sh(rack, "ps -o user= -p %d" % _main_pid(rack)).stdout.strip() == "hospital-imaging"
+    stat = _sh(rack, "stat -c '%%U:%%G %%a' /opt/hospital-imaging/venv/bin/python3 /etc/hospital-imaging/pipeline.yml "
+                     "%s/inbox %s/outbox" % (SPOOL, SPOOL)).stdout.split("\n")
+    assert stat[0].startswith("root:root") and stat[1] == "root:hospital-imaging 640", stat
+    assert stat[2] == "hospital-imaging:hospital-imaging 2770" and stat[3] == "hospital-imaging:hospital-imaging 2750"
+
+    # the venv sees no Debian Python package besides what it installed itself
+    assert _sh(rack, VENV + "/bin/python -c 'import sys; print(sys.flags.no_site, "
+                             "[p for p in sys.path if \"dist-packages\" in p])'").stdout.strip() == "0 []"
+
+    # sandbox score (lower is better; 'OK' is below 4.0)
+    sec = _sh(rack, "systemd-analyze security --no-pager %s" % UNIT).stdout
+    score = float(re.search(r"Overall exposure level for \S+: ([0-9.]+)", sec).group(1))
+    print("systemd-analyze security: %.1f" % score)
+    assert score <= 2.0, sec[-2000:]
+
+    # metrics from the host itself and, as a fleet Prometheus would, from outside over the bridge
+    local = _sh(rack, "/usr/bin/python3 -c \"import urllib.request as u; "
+                      "print(u.urlopen('http://127.0.0.1:9108/metrics', timeout=10).read().decode())\"").stdout
+    assert "hospital_imaging_processed_total 0.0" in local
+    assert "hospital_imaging_queue_depth" in _metrics("http://%s:9108/metrics" % rack.hosts[0].address)
+
+    # a member of the service group submits images; the service (MemoryDenyWriteExecute on) processes them
+    n = 6
+    _sh(rack, "id radiology >/dev/null 2>&1 || useradd --system -G hospital-imaging -s /usr/sbin/nologin radiology; "
+              "install -d -o radiology -m 0700 /tmp/rad; cat > /tmp/gen.py <<'EOF'\n" + GEN + "EOF\n"
+              "runuser -u radiology -- " + VENV + "/bin/python /tmp/gen.py /tmp/rad " + str(n) + " 0 && "
+              "runuser -u radiology -- " + VENV + "/bin/hospital-imaging submit --source spool:" + SPOOL + " /tmp/rad/*.png")
+    _wait(lambda: int(_sh(rack, "ls %s/outbox | grep -c '\\.json$'" % SPOOL, check=False).stdout.strip() or 0) >= n,
+          90, "%d sidecars in outbox/" % n)
+    done = _sh(rack, "ls %s/done" % SPOOL).stdout.split()
+    assert len(done) == n, done
+    assert _sh(rack, "find %s/failed %s/inbox -type f | wc -l" % (SPOOL, SPOOL)).stdout.strip() == "0"
+    sidecar = json.loads(_sh(rack, "cat %s/outbox/%s.json" % (SPOOL, done[0])).stdout)
+    assert sidecar["pipeline"]["name"] == "default"
+    assert {o["name"] for o in sidecar["outputs"]} == {"edges", "image"}, sidecar
+    _wait(lambda: "hospital_imaging_processed_total %d.0" % n in _metrics(
+        "http://%s:9108/metrics" % rack.hosts[0].address), 15, "processed_total == %d" % n)
+
+
+def test_second_run_and_check_mode_change_nothing(rack, run_playbook):
+    pid = _main_pid(rack)
+    again = run_playbook(PLAY, inventory=_inv(rack))
+    assert again.rc == 0 and again.changed() == 0, _changed_tasks(again)
+    assert not again.result(PIP_TASK).get("changed"), "package reinstalled although nothing changed"
+    check = run_playbook(PLAY, inventory=_inv(rack), check=True, diff=True)
+    assert check.rc == 0 and check.changed() == 0, _changed_tasks(check)
+    assert _main_pid(rack) == pid, "service restarted by a no-op run"
+
+
+def test_bad_pipeline_is_refused_and_installed_config_kept(rack, run_playbook):
+    before = _sh(rack, "sha256sum /etc/hospital-imaging/pipeline.yml").stdout
+    pid = _main_pid(rack)
+    bad = {"imaging_worker_pipeline": {"name": "bad", "version": "9", "steps": ["read", "grey", "sharpen", "write"]}}
+    res = run_playbook(PLAY, inventory=_inv(rack), extra_vars=bad)
+    assert res.rc != 0
+    assert "unknown step 'sharpen'" in res.stdout and "failed to validate" in res.stdout, res.stdout[-3000:]
+    assert res.changed() == 0
+    assert _sh(rack, "sha256sum /etc/hospital-imaging/pipeline.yml").stdout == before
+    assert _main_pid(rack) == pid
+
+
+def test_pipeline_change_is_reloaded_without_restart(rack, run_playbook):
+    pid = _main_pid(rack)
+    since = _sh(rack, "date '+%Y-%m-%d %H:%M:%S'").stdout.strip()
+    pipe = {"name": "edges-only", "version": "2",
+            "steps": ["read", "grey", {"denoise": {"method": "median", "ksize": 3}},
+                      {"canny": {"threshold1": 50, "threshold2": 150}}, {"write": {"outputs": ["edges"]}}]}
+    res = run_playbook(PLAY, inventory=_inv(rack), extra_vars={"imaging_worker_pipeline": pipe})
+    changed = _changed_tasks(res)
+    assert res.rc == 0 and len(changed) == 1 and "Configure | pipeline, validated" in changed[0], changed
+    _wait(lambda: "pipeline_reloaded" in _sh(rack, "journalctl -u %s -o cat --since '%s'" % (UNIT, since)).stdout,
+          30, "pipeline_reloaded in the journal")
+    assert _main_pid(rack) == pid
+
+
+def test_airgapped_wheelhouse_reinstall(rack, run_playbook):
+    """Wheels on the host, an unusable index: pip must install with --no-index from the wheelhouse."""
+    reqs = " ".join(json.loads(_sh(rack, "cat /opt/hospital-imaging/installed.json").stdout)["requirements"])
+    _sh(rack, "%s/bin/pip download -q -d /srv/wheels %s" % (VENV, reqs))
+    pid = _main_pid(rack)
+    offline = {"imaging_worker_wheelhouse": "/srv/wheels", "imaging_worker_pip_index_url": "http://192.0.2.1/none"}
+    res = run_playbook(PLAY, inventory=_inv(rack), extra_vars=offline)
+    assert res.rc == 0, res.stdout[-3000:]
+    cmd = res.result(PIP_TASK)["cmd"]
+    assert "--no-index" in cmd and "/srv/wheels" in cmd and "http://192.0.2.1/none" not in cmd, cmd
+    assert _main_pid(rack) != pid, "new package but no restart"
+    _wait(lambda: "hospital_imaging_processed_total" in _metrics("http://%s:9108/metrics" % rack.hosts[0].address),
+          60, "metrics after the restart")
+    again = run_playbook(PLAY, inventory=_inv(rack), extra_vars=offline)
+    assert again.rc == 0 and again.changed() == 0, _changed_tasks(again)
+
+
+RADOS = {"imaging_worker_source": "rados", "imaging_worker_rados_pool": "imaging",
+         "imaging_worker_ceph_mon_host": "10.77.41.250:6789", "imaging_worker_ceph_key": "AQDtestkeyDoNotLeak0000000000000000000=="}
+
+
+def test_rados_needs_pool_and_key(rack, run_playbook):
+    res = run_playbook(PLAY, inventory=_inv(rack), extra_vars={"imaging_worker_source": "rados"})
+    assert res.rc != 0 and res.changed() == 0
+    assert "imaging_worker_source=rados needs imaging_worker_rados_pool" in res.stdout, res.stdout[-2000:]
+
+
+def test_rados_check_mode_renders_and_hides_the_key(rack, run_playbook):
+    res = run_playbook(PLAY, inventory=_inv(rack), extra_vars=RADOS, check=True, diff=True)
+    assert res.rc == 0, res.stdout[-3000:]
+    assert RADOS["imaging_worker_ceph_key"] not in res.stdout + res.stderr
+    changed = _changed_tasks(res)
+    assert any("Ceph keyring of the worker from the key" in t for t in changed), changed
+    assert any("ceph.conf for the worker" in t for t in changed), changed
+    opts = res.result("Configure | worker options")["diff"]
+    after = opts[0]["after"] if isinstance(opts, list) else opts["after"]
+    assert "source: rados:imaging" in after and "keyring: /etc/hospital-imaging/ceph.client.imaging.keyring" in after
+    # check mode changed nothing on the host
+    assert _sh(rack, "systemctl is-active %s" % UNIT).stdout.strip() == "active"
+    assert "spool:" in _sh(rack, "cat /etc/hospital-imaging/worker.yml").stdout
