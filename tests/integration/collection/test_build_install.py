@@ -41,12 +41,15 @@ def test_build_install_and_ansible_doc(tmp_path):
     assert "galaxy.yml" not in listing.split()  # built collections carry MANIFEST.json instead
     assert "MANIFEST.json" in listing and ".venv/" not in listing and ".cache/" not in listing
     dest = tmp_path / "installed"
-    inst = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "--no-deps", "-p", str(dest),
-                           str(tarball)], capture_output=True, text=True, check=False)
+    # outside the checkout (its ansible.cfg points at the checkout itself) and with a clean environment
+    (tmp_path / "ansible.cfg").write_text("[defaults]\n")
+    clean_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "ANSIBLE_CONFIG": str(tmp_path / "ansible.cfg")}
+    inst = subprocess.run([str(BIN / "ansible-galaxy"), "collection", "install", "--no-deps", "--force", "-p", str(dest),
+                           str(tarball)], capture_output=True, text=True, check=False, cwd=tmp_path, env=clean_env)
     assert inst.returncode == 0, inst.stderr
     assert (dest / "ansible_collections" / "hospital" / "cloud" / "MANIFEST.json").exists()
-    env = {"ANSIBLE_COLLECTIONS_PATH": str(dest), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    env = dict(clean_env, ANSIBLE_COLLECTIONS_PATH=str(dest))
     for kind, name in plugins:
         doc = subprocess.run([str(BIN / "ansible-doc"), "-t", kind, "hospital.cloud." + name],
-                             capture_output=True, text=True, env=env, check=False)
+                             capture_output=True, text=True, env=env, check=False, cwd=tmp_path)
         assert doc.returncode == 0 and "hospital.cloud." + name in doc.stdout, (kind, name, doc.stderr)
