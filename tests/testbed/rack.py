@@ -128,6 +128,21 @@ def _prepare_root(base: image.BaseImage, host: Host, rack: Rack, prefix: int) ->
     (root / "etc" / "resolv.conf").write_text(resolv)
     # systemd-resolved is not installed; keep the static resolv.conf
     (root / "etc" / "machine-id").write_text("")
+    _site_trust(root)
+
+
+def _site_trust(root: Path) -> None:
+    """Give the host the CA bundle and pip configuration this machine uses for the package registries.
+
+    Where the registries are reached through a TLS-inspecting proxy (as in many hospitals), pip on the
+    rack's hosts must trust the same CA as this machine: the site's pip configuration, as an
+    administrator would install it.
+    """
+    bundle = os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt"
+    if not Path(bundle).is_file():
+        return
+    shutil.copyfile(bundle, root / "etc" / "ssl" / "site-ca-bundle.pem")
+    (root / "etc" / "pip.conf").write_text("[global]\ncert = /etc/ssl/site-ca-bundle.pem\n")
 
 
 def ssh(rack: Rack, host: Host, command: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
