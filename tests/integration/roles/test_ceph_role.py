@@ -10,7 +10,7 @@ import pytest
 
 from testbed.rack import ssh
 
-pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(2400)]
 
 FSID = "0b7c6f0e-5b1e-4d4b-8a53-7f6c2b9e4d21"
 PLAY = """

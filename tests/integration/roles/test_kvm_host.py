@@ -8,7 +8,7 @@ import pytest
 
 from testbed.rack import ssh
 
-pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 PLAY = """
 - name: KVM hosts
