@@ -20,7 +20,7 @@ import pytest
 
 from testbed.rack import ssh
 
-pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 VENV = "/opt/hospital-imaging/venv"
 SPOOL = "/var/spool/hospital-imaging"
