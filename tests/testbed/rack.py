@@ -180,6 +180,11 @@ def up(name: str = "lab", hosts: int = 3, subnet: str = "10.77.0.0/24", bridge: 
         if all(procs.owns(h.pid, Path(h.root)) for h in rack.hosts):
             return rack
         destroy(name)
+    for other in sorted(STATE.glob("*/rack.json")) if STATE.is_dir() else []:
+        data = json.loads(other.read_text())
+        if other.parent.name != name and (data["subnet"] == subnet or data["bridge"] == bridge):
+            raise RackError("subnet %s / bridge %s already belong to rack %s: pick others (or destroy it)"
+                            % (subnet, bridge, other.parent.name))
     for tool in ("systemd-nspawn", "ip", "iptables", "losetup", "ssh"):
         if shutil.which(tool) is None:
             raise RackError("rack needs '%s' (run `make deps`)" % tool)

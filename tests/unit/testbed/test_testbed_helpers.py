@@ -60,3 +60,21 @@ def test_reap_stale_cleans_dead_owner_and_keeps_live_owner(tmp_path):
     cleaned = procs.reap_stale(tmp_path, "ceph-")
     assert cleaned == [dead]
     assert live.exists() and not dead.exists()
+
+
+def test_rack_refuses_a_subnet_or_bridge_of_another_rack(tmp_path, monkeypatch):
+    from testbed import rack  # pylint: disable=import-outside-toplevel
+
+    monkeypatch.setattr(rack, "STATE", tmp_path)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "rack.json").write_text(
+        '{"name": "other", "bridge": "hcx0", "subnet": "10.77.99.0/24", "gateway": "10.77.99.1", "hosts": [],'
+        ' "ssh_key": "k", "state_dir": "%s"}' % (tmp_path / "other"))
+    for kw in ({"subnet": "10.77.99.0/24", "bridge": "hcy0"}, {"subnet": "10.77.98.0/24", "bridge": "hcx0"}):
+        try:
+            rack.up("mine", hosts=1, **kw)
+        except rack.RackError as exc:
+            assert "already belong to rack other" in str(exc)
+        else:
+            raise AssertionError("rack.up accepted %r" % kw)
+    assert not (tmp_path / "mine").exists()
