@@ -70,7 +70,7 @@ chroot "$R" systemctl enable hc-ssh-hostkeys.service >/dev/null 2>&1
 # trimmed initrd: direct kernel boot of a virtio guest needs only these
 printf 'virtio_pci\nvirtio_blk\nvirtio_net\next4\n' >> "$R/etc/initramfs-tools/modules"
 sed -i 's/^MODULES=.*/MODULES=list/' "$R/etc/initramfs-tools/initramfs.conf"
-kver=$(ls "$R/lib/modules" | sort -V | tail -1)
+kver=$(find "$R/lib/modules" -mindepth 1 -maxdepth 1 -printf "%f\n" | sort -V | tail -1)
 chroot "$R" update-initramfs -u -k "$kver" >/dev/null 2>&1
 cp "$R/boot/vmlinuz-$kver" "$work/vmlinuz"
 cp "$R/boot/initrd.img-$kver" "$work/initrd"

@@ -12,7 +12,7 @@ PKGS=(
   python3-venv python3-dev
   # base image builder, systemd hosts, networking
   debootstrap systemd-container bridge-utils iproute2 iptables e2fsprogs
-  openssh-client rsync
+  openssh-client rsync shellcheck
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -5,7 +5,7 @@ repo=$(cd "$(dirname "$0")/../.." && pwd)
 root=$(bash "$repo/tests/testbed/collection-path.sh")
 export ANSIBLE_COLLECTIONS_PATH="$root"
 export PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}"
-cd "$repo"
+cd "$repo" || exit 1
 "$repo/.venv/bin/python" -m pytest "$@"
 rc=$?
 if [ $rc -eq 5 ]; then echo "pytest: no tests were collected (exit 5): treated as failure" >&2; exit 1; fi
