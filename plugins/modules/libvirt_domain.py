@@ -319,10 +319,9 @@ domain:
   sample: {"name": "pacs-01", "uuid": "1b4e28ba-2fa1-11d2-883f-0016d3cca427", "state": "running", "autostart": true}
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.domain import run
-from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.errors import LibvirtModuleError
 
 
 def argument_spec():
@@ -371,13 +370,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    if not connection.HAS_LIBVIRT:
-        module.fail_json(msg=missing_required_lib("libvirt-python"), exception=connection.LIBVIRT_IMPORT_ERROR)
-    try:
-        result = run(module.params, check_mode=module.check_mode, want_diff=module._diff)
-    except LibvirtModuleError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    module.exit_json(**result)
+    connection.execute(module, run, check_mode=module.check_mode, want_diff=module._diff)
 
 
 if __name__ == "__main__":

@@ -82,9 +82,8 @@ missing:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection
-from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.errors import LibvirtModuleError
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.info import run
 
 
@@ -92,13 +91,7 @@ def main():
     spec = dict(names=dict(type="list", elements="str"), host=dict(type="str"))
     spec.update(connection.CONNECTION_ARGS)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    if not connection.HAS_LIBVIRT:
-        module.fail_json(msg=missing_required_lib("libvirt-python"), exception=connection.LIBVIRT_IMPORT_ERROR)
-    try:
-        result = run(module.params)
-    except LibvirtModuleError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    module.exit_json(**result)
+    connection.execute(module, run)
 
 
 if __name__ == "__main__":

@@ -94,9 +94,8 @@ calls:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection
-from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.errors import LibvirtModuleError
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.secret import run
 
 
@@ -107,13 +106,7 @@ def main():
     spec.update(connection.CONNECTION_ARGS)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            required_if=[("state", "present", ["value"])])
-    if not connection.HAS_LIBVIRT:
-        module.fail_json(msg=missing_required_lib("libvirt-python"), exception=connection.LIBVIRT_IMPORT_ERROR)
-    try:
-        result = run(module.params, check_mode=module.check_mode, want_diff=module._diff)
-    except LibvirtModuleError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    module.exit_json(**result)
+    connection.execute(module, run, check_mode=module.check_mode, want_diff=module._diff)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ __metaclass__ = type
 import traceback
 from contextlib import contextmanager
 
+from ansible.module_utils.basic import missing_required_lib
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.errors import LibvirtModuleError
 
 try:
@@ -23,6 +24,18 @@ else:
 HAS_LIBVIRT = libvirt is not None
 
 CONNECTION_ARGS = dict(uri=dict(type="str", default="qemu:///system"))
+
+
+def execute(module, fn, **kwargs):
+    """Run fn(module.params, **kwargs) for a libvirt module: the one place that turns a missing
+    libvirt-python or a LibvirtModuleError into fail_json and a result into exit_json."""
+    if not HAS_LIBVIRT:
+        module.fail_json(msg=missing_required_lib("libvirt-python"), exception=LIBVIRT_IMPORT_ERROR)
+    try:
+        result = fn(module.params, **kwargs)
+    except LibvirtModuleError as exc:
+        module.fail_json(msg=exc.msg, **exc.details)
+    module.exit_json(**result)
 
 
 def _quiet(_ctx, _err):
