@@ -137,3 +137,25 @@ def test_clahe_step_equals_opencv():
     out = cv2.imdecode(np.frombuffer(P.run(pipe, png_bytes(img), "x.png").outputs["image"], np.uint8),
                        cv2.IMREAD_UNCHANGED)
     assert np.array_equal(out, cv2.createCLAHE(clipLimit=3.0, tileGridSize=(4, 4)).apply(img))
+
+
+@pytest.mark.parametrize("img", [phantom(256, 16, seed=5), phantom(200, 8, seed=6),
+                                 (phantom(64, 16, seed=7).astype(np.int32) - 30000).astype(np.int16),
+                                 np.full((40, 50), 65535, np.uint16), np.full((40, 50), 7, np.uint8)],
+                         ids=["u16", "u8", "i16", "const-u16", "const-u8"])
+def test_image_statistics_equal_numpy(img):
+    stats = P._stats(img)  # pylint: disable=protected-access
+    values = img.astype(np.float64)
+    assert stats["min"] == values.min() and stats["max"] == values.max()
+    assert stats["mean"] == pytest.approx(values.mean(), abs=1e-4)
+    assert stats["std"] == pytest.approx(values.std(), abs=1e-3)
+    assert (stats["width"], stats["height"], stats["dtype"]) == (img.shape[1], img.shape[0], str(img.dtype))
+
+
+def test_image_output_png_is_lossless_and_stats_of_unchanged_image_are_the_input_stats():
+    img = phantom(300, 16, seed=8, noise=0.05)
+    result = P.run(P.load("steps: [read, grey, canny, {write: {outputs: [edges, image]}}]\n"), png_bytes(img), "x.png")
+    out = cv2.imdecode(np.frombuffer(result.outputs["image"], np.uint8), cv2.IMREAD_UNCHANGED)
+    assert np.array_equal(out, img)
+    assert result.info["stats"]["image"] == result.info["stats"]["input"]
+    assert result.info["stats"]["input"]["std"] == pytest.approx(float(img.std()), abs=1e-3)

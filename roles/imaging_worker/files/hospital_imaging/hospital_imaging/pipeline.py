@@ -7,8 +7,10 @@ rescale and window only act on 16-bit data (DICOM RescaleSlope/Intercept, window
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -86,7 +88,7 @@ class Pipeline:
     version: str
     steps: tuple
 
-    @property
+    @functools.cached_property
     def hash(self) -> str:
         """sha256 over the normalised definition and the package version (outputs change with either)."""
         blob = json.dumps({"steps": [[n, p] for n, p in self.steps], "package": __version__},
@@ -343,11 +345,16 @@ def _step_canny(state: State, params: dict) -> None:
 
 
 def _stats(img: np.ndarray) -> dict:
-    mean, std = cv2.meanStdDev(img)
+    # Sum and sum of squares (what cv2.meanStdDev computes too) in two vectorised passes: on
+    # 16-bit data meanStdDev is ~10x slower than sumElems + norm(L2SQR) and was ~10 % of a
+    # 2048x2048 image's whole pipeline time.
+    count = float(img.size)
+    mean = cv2.sumElems(img)[0] / count
+    var = cv2.norm(img, cv2.NORM_L2SQR) / count - mean * mean
     low, high = cv2.minMaxLoc(img)[:2]
     return {"dtype": str(img.dtype), "width": int(img.shape[1]), "height": int(img.shape[0]),
-            "min": float(low), "max": float(high), "mean": round(float(mean[0][0]), 4),
-            "std": round(float(std[0][0]), 4)}
+            "min": float(low), "max": float(high), "mean": round(mean, 4),
+            "std": round(math.sqrt(var) if var > 0 else 0.0, 4)}
 
 
 @dataclass
@@ -394,11 +401,14 @@ def run(pipeline: Pipeline, data: bytes, name: str = "") -> Result:
     if "edges" in write["outputs"]:  # Canny gives 0/255 only: a 1-bit PNG, read back as 8-bit 0/255
         outputs["edges"] = _encode(state.edges, [cv2.IMWRITE_PNG_COMPRESSION, level, cv2.IMWRITE_PNG_BILEVEL, 1])
     if "image" in write["outputs"]:
+        # one fixed row filter (Sub) instead of libpng's per-row trial of all five: 2x faster
+        # on 16-bit images for ~2 % larger files (lossless either way)
         outputs["image"] = _encode(state.image, [cv2.IMWRITE_PNG_COMPRESSION, level, cv2.IMWRITE_PNG_STRATEGY,
-                                                 cv2.IMWRITE_PNG_STRATEGY_RLE])
+                                                 cv2.IMWRITE_PNG_STRATEGY_RLE] + _PNG_FILTER_SUB)
     timings["write"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_start
-    stats = {"input": input_stats, "image": _stats(state.image)}
+    # the image output is often the decoded array itself (edges pipelines): its statistics are known
+    stats = {"input": input_stats, "image": input_stats if state.image is decoded.image else _stats(state.image)}
     if state.edges is not None:
         stats["edges"] = {"edge_pixels": int(cv2.countNonZero(state.edges)),
                           "edge_fraction": round(cv2.countNonZero(state.edges) / float(state.edges.size), 6)}
@@ -410,6 +420,11 @@ def run(pipeline: Pipeline, data: bytes, name: str = "") -> Result:
             "timings_ms": {k: round(v * 1000.0, 3) for k, v in timings.items()},
             "stats": stats}
     return Result(outputs=outputs, info=info)
+
+
+# OpenCV >= 4.11 lets the caller pick the PNG row filter; older builds keep libpng's default
+_PNG_FILTER_SUB = ([cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB]
+                   if hasattr(cv2, "IMWRITE_PNG_FILTER") and hasattr(cv2, "IMWRITE_PNG_FILTER_SUB") else [])
 
 
 def _encode(img: np.ndarray, params: list) -> bytes:

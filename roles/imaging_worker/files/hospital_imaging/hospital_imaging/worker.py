@@ -143,6 +143,8 @@ class Worker:
         self._executor = None
         self._breaks = 0  # consecutive pool crashes without a finished job
         self._renew_every = getattr(source, "lease", 0) / 3.0 if getattr(source, "lease", 0) else None
+        self.started_at = None    # monotonic: pool started and warm (steady state from here)
+        self.finished_at = None   # monotonic: the last pool task's results were acknowledged
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT: stop claiming, finish in-flight work (or release it after ``grace``)."""
@@ -183,7 +185,8 @@ class Worker:
         self._executor = self._new_executor()
         for fut in [self._executor.submit(warm) for _slot in range(self.processes)]:
             fut.result()
-        self.started_at = time.monotonic()  # pylint: disable=attribute-defined-outside-init
+        self.started_at = time.monotonic()
+        self.finished_at = None
         inflight = {}          # future -> list of claims
         held = {}              # job -> claim
         last_renew = last_depth = last_recover = time.monotonic()
@@ -222,6 +225,7 @@ class Worker:
                 for fut in done:
                     chunk = inflight.pop(fut)
                     self._finish(fut, chunk, held, progress)
+                    self.finished_at = time.monotonic()
                 if self._renew_every and time.monotonic() - last_renew > self._renew_every:
                     last_renew = time.monotonic()
                     for claim in self.source.renew(list(held.values())):
