@@ -254,6 +254,40 @@ def destroy(name: str = "lab") -> list[str]:
     return done
 
 
+def add_host(name: str, osd_gib: int = 0) -> Host:
+    """Boot one more host in the running rack `name` (next address, same bridge); return it.
+
+    The new host's /etc/hosts lists every host; the older hosts' files are left as they were (address by
+    IP). The rack's inventory.ini is rewritten with the new host in it.
+    """
+    rack = Rack.load(name)
+    state = Path(rack.state_dir)
+    net = ipaddress.ip_network(rack.subnet)
+    base, dummy = image.ensure()
+    i = len(rack.hosts)
+    h = Host(name="hc-%s-%d" % (name, i + 1), address=str(net.network_address + 11 + i),
+             rack=rack.hosts[-1].rack if rack.hosts else "r1", root=str(state / ("host%d" % (i + 1))))
+    rack.hosts.append(h)
+    rack.save()
+    _prepare_root(base, h, rack, net.prefixlen)
+    binds = []
+    if osd_gib:
+        img_file = state / ("%s-osd.img" % h.name)
+        _sh("truncate", "-s", "%dG" % osd_gib, str(img_file))
+        h.loops.append(_sh("losetup", "--find", "--show", str(img_file)).stdout.strip())
+        binds.append("--bind=%s" % h.loops[-1])
+    rack.save()
+    log = open(state / ("%s.console.log" % h.name), "ab")  # pylint: disable=consider-using-with
+    h.pid = procs.spawn(state, h.name, [
+        "systemd-nspawn", "-D", h.root, "-M", h.name, "--register=no", "--keep-unit",
+        "--network-bridge=%s" % rack.bridge, "--capability=all", "--property=DeviceAllow=char-* rwm",
+        *binds, "-b"], log)
+    rack.save()
+    _wait_ssh(rack, h)
+    (state / "inventory.ini").write_text(rack.inventory())
+    return h
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m testbed.rack")
     ap.add_argument("action", choices=("up", "down", "status", "inventory"))

@@ -1,0 +1,24 @@
+"""The ops tier: ONE virtual rack (hc-ops-1..3, bridge hcops0, 10.77.50.0/24) for the whole module.
+
+Every job template's playbook runs through ansible_runner.run(), the engine AWX uses, against it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from testbed import rack as rackmod
+
+
+@pytest.fixture(scope="module")
+def rack_factory():
+    made = []
+
+    def make(name: str, hosts: int = 1, subnet: str = "10.77.50.0/24", bridge: str = "hcops0", **kw):
+        r = rackmod.up(name, hosts=hosts, subnet=subnet, bridge=bridge, **kw)
+        made.append(name)
+        return r
+
+    yield make
+    for name in made:
+        rackmod.destroy(name)

@@ -1,0 +1,302 @@
+"""Day-2 job templates run through ansible-runner (the engine AWX uses) against one virtual rack.
+
+Deploy site -> capacity report -> host maintenance (check mode, refusals, the real run, a second run) -> add a
+fourth host. Guests are idle TCG VMs (init=/bin/sh after the root mount from their RBD clone).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from testbed import rack as rackmod
+from testbed.ansible_run import REPO, VENV_PY, ansible_env
+from testbed.rack import ssh
+
+ansible_runner = pytest.importorskip("ansible_runner", reason="ansible-runner is pinned in requirements.txt")
+
+pytestmark = [pytest.mark.image, pytest.mark.ceph, pytest.mark.slow, pytest.mark.timeout(3600)]
+
+NAME, SUBNET, BRIDGE = "ops", "10.77.50.0/24", "hcops0"
+INVENTORY = Path(__file__).resolve().parent / "inventory"
+VMS = ("ops-a", "ops-b", "ops-c")
+VIRSH = "virsh -c qemu:///system "
+MARK = "/etc/ansible/facts.d/hospital_cloud_maintenance.fact"
+FIGURES: dict = {}
+
+
+@dataclass
+class Ops:
+    rack: rackmod.Rack
+    tmp: Path
+    hosts: list[str] = field(default_factory=lambda: ["hc-ops-1", "hc-ops-2", "hc-ops-3"])
+    seq: itertools.count = field(default_factory=itertools.count)
+
+    def inventory(self) -> list[str]:
+        """The ops inventory (group_vars from tests/integration/ops/inventory) for self.hosts + the rack's own."""
+        inv = self.tmp / "inventory"
+        if not inv.exists():
+            shutil.copytree(INVENTORY, inv)
+        groups = {"kvm_hosts": self.hosts, "ceph_mons": self.hosts[:3], "ceph_mgrs": self.hosts[:1],
+                  "ceph_osds": self.hosts}
+        (inv / "hosts.yml").write_text(json.dumps(
+            {"all": {"children": {g: {"hosts": {h: None for h in hs}} for g, hs in groups.items()}}}, indent=1))
+        return [str(inv), str(Path(self.rack.state_dir) / "inventory.ini")]
+
+    def host(self, name: str) -> rackmod.Host:
+        return next(h for h in self.rack.hosts if h.name == name)
+
+    def sh(self, name: str, cmd: str, check: bool = True) -> str:
+        return ssh(self.rack, self.host(name), cmd, check=check).stdout
+
+    def ceph(self, *args: str):
+        return json.loads(self.sh("hc-ops-1", "ceph %s --format json" % " ".join(args)))
+
+    def domains(self) -> dict[str, dict[str, list[str]]]:
+        """{vm: {'running': [hosts], 'defined': [hosts]}} over the rack's KVM hosts."""
+        out: dict = {}
+        for h in self.hosts:
+            running = self.sh(h, VIRSH + "list --name").split()
+            for d in self.sh(h, VIRSH + "list --all --name").split():
+                out.setdefault(d, {"running": [], "defined": []})["defined"].append(h)
+                if d in running:
+                    out[d]["running"].append(h)
+        return out
+
+
+@dataclass
+class Job:
+    runner: object
+    seconds: float
+
+    @property
+    def rc(self) -> int:
+        return self.runner.rc
+
+    @property
+    def status(self) -> str:
+        return self.runner.status
+
+    @property
+    def stats(self) -> dict:
+        return self.runner.stats or {}
+
+    def changed(self) -> int:
+        return sum(self.stats.get("changed", {}).values())
+
+    def failures(self) -> int:
+        return sum(self.stats.get("failures", {}).values()) + sum(self.stats.get("dark", {}).values())
+
+    @property
+    def stdout(self) -> str:
+        return Path(self.runner.config.artifact_dir, "stdout").read_text()
+
+    @property
+    def events(self) -> list[dict]:
+        return [json.loads(p.read_text()) for p in sorted(Path(self.runner.config.artifact_dir, "job_events").glob("*.json"))]
+
+    def artifacts(self) -> dict:
+        """set_stats data (AWX job artifacts) from the playbook_on_stats event."""
+        for e in self.events:
+            if e.get("event") == "playbook_on_stats":
+                return e["event_data"].get("artifact_data", {})
+        return {}
+
+    def changed_tasks(self) -> list[str]:
+        return sorted({"%s@%s" % (e["event_data"].get("task"), e["event_data"].get("host")) for e in self.events
+                       if e.get("event") == "runner_on_ok" and e["event_data"].get("res", {}).get("changed")})
+
+
+def run_job(ops: Ops, playbook: str, extravars: dict | None = None, check: bool = False, name: str = "job") -> Job:
+    """ansible_runner.run() of a playbook of this collection, as an AWX job template would launch it."""
+    ident = "%02d-%s" % (next(ops.seq), name)
+    pdd = ops.tmp / "runner"
+    pdd.mkdir(exist_ok=True)
+    t0 = time.monotonic()
+    runner = ansible_runner.run(
+        private_data_dir=str(pdd), ident=ident, playbook=str(REPO / "playbooks" / playbook),
+        inventory=ops.inventory(), extravars=extravars or {}, cmdline="--check --diff" if check else None,
+        envvars=ansible_env({"ANSIBLE_FORKS": "10"}), binary=str(VENV_PY.parent / "ansible-playbook"),
+        quiet=True, timeout=2400)
+    job = Job(runner, time.monotonic() - t0)
+    print("%s: rc=%s status=%s changed=%d in %.0f s" % (ident, job.rc, job.status, job.changed(), job.seconds))
+    # the runner's artefacts: the command, stdout, per-event JSON
+    art = Path(runner.config.artifact_dir)
+    assert (art / "stdout").is_file() and (art / "command").is_file()
+    assert list((art / "job_events").glob("*.json")), "no job events in %s" % art
+    return job
+
+
+def assert_ok(job: Job) -> None:
+    assert job.rc == 0 and job.status == "successful", job.stdout[-5000:]
+    assert job.failures() == 0, job.stats
+    assert any(e.get("event") == "playbook_on_stats" for e in job.events)
+
+
+def assert_refused(job: Job, text: str) -> None:
+    assert job.rc != 0 and job.status == "failed", job.stdout[-3000:]
+    assert "Refused, nothing was changed" in job.stdout and text in job.stdout, job.stdout[-3000:]
+    assert job.changed() == 0, job.changed_tasks()
+
+
+@pytest.fixture(scope="module")
+def ops(rack_factory, base_image, tmp_path_factory):  # pylint: disable=unused-argument
+    t0 = time.monotonic()
+    rack = rack_factory(NAME, hosts=3, subnet=SUBNET, bridge=BRIDGE, osd_gib=4)
+    FIGURES["rack_up_s"] = round(time.monotonic() - t0, 1)
+    o = Ops(rack, tmp_path_factory.mktemp("ops"))
+    yield o
+    print("ops figures: %s" % json.dumps(FIGURES))
+    for h in o.rack.hosts:  # TCG guests make the rack's shutdown slow: power them off first
+        ssh(o.rack, h, "for d in $(%s list --name); do %s destroy $d; done" % (VIRSH, VIRSH), check=False)
+
+
+def _steady(ops: Ops) -> dict:
+    """Where the VMs run now; asserts every declared VM runs exactly once and is defined once."""
+    doms = ops.domains()
+    for vm in VMS:
+        assert vm in doms, (vm, doms)
+        assert len(doms[vm]["running"]) == 1 and doms[vm]["defined"] == doms[vm]["running"], (vm, doms)
+    return {vm: doms[vm]["running"][0] for vm in VMS}
+
+
+def test_deploy_site(ops):
+    job = run_job(ops, "site.yml", name="deploy-site")
+    FIGURES["deploy_site_s"] = round(job.seconds)
+    assert_ok(job)
+    assert job.changed() > 0
+    assert set(job.stats["ok"]) == set(ops.hosts), job.stats
+    where = _steady(ops)
+    assert where["ops-a"] != where["ops-b"]  # anti-affinity
+    assert ops.ceph("health")["status"] == "HEALTH_OK"
+
+
+def test_capacity_report(ops):
+    job = run_job(ops, "capacity_report.yml", name="capacity-report")
+    FIGURES["capacity_report_s"] = round(job.seconds)
+    assert_ok(job)
+    report = job.artifacts()["capacity_report"]
+    out = Path(report["dir"])
+    # the files land in the job's artifact directory (ansible-runner sets AWX_ISOLATED_DATA_DIR)
+    assert out.parent == Path(job.runner.config.artifact_dir), out
+    md = (out / "capacity.md").read_text()
+    assert (out / "capacity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    where = _steady(ops)
+    for vm, host in where.items():
+        assert vm in md and host in md
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["assignment"] == where and plan["moves"] == []  # the running VMs stay where they are
+    assert sorted(plan["hosts"]) == ops.hosts
+    assert report["summary"]["vms"] == 3 and report["markdown"] == md
+    FIGURES["capacity_report_files"] = sorted(p.name for p in out.iterdir())
+
+
+def _busiest(ops: Ops) -> str:
+    where = _steady(ops)
+    return max(ops.hosts, key=lambda h: (sum(1 for v in where.values() if v == h), h == where["ops-a"]))
+
+
+def _noout(ops: Ops, host: str) -> bool:
+    return "noout" in ops.ceph("osd", "dump").get("crush_node_flags", {}).get(host, [])
+
+
+def test_maintenance_check_mode_and_refusals(ops):
+    host = _busiest(ops)
+    before = _steady(ops)
+    # check mode predicts the moves and changes nothing
+    job = run_job(ops, "maintenance.yml", {"host_maintenance_host": host}, check=True, name="maintenance-check")
+    assert_ok(job)
+    assert job.changed() > 0
+    assert "would move" in job.stdout and "would mark %s in maintenance" % host in job.stdout
+    assert _steady(ops) == before and not _noout(ops, host)
+    assert ops.sh(host, "test -e %s && echo marked || echo clean" % MARK).strip() == "clean"
+
+    # Ceph not healthy: refused before anything changes
+    ops.sh("hc-ops-1", "ceph osd set noscrub")
+    try:
+        job = run_job(ops, "maintenance.yml", {"host_maintenance_host": host}, name="maintenance-unhealthy")
+        assert_refused(job, "Ceph is HEALTH_WARN, not HEALTH_OK")
+    finally:
+        ops.sh("hc-ops-1", "ceph osd unset noscrub")
+
+    # no room: the other hosts keep all but 300 MiB for themselves (a full rack)
+    mem = int(ops.sh(host, "awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo"))
+    job = run_job(ops, "maintenance.yml", {"host_maintenance_host": host, "kvm_host_reserved_memory_mib": mem - 300},
+                  name="maintenance-no-room")
+    assert_refused(job, "the rest of the rack cannot hold the VMs of %s" % host)
+
+    assert _steady(ops) == before and not _noout(ops, host)
+    assert ops.sh(host, "test -e %s && echo marked || echo clean" % MARK).strip() == "clean"
+    for _ in range(60):
+        if ops.ceph("health")["status"] == "HEALTH_OK":
+            break
+        time.sleep(2)
+    assert ops.ceph("health")["status"] == "HEALTH_OK"
+
+
+def test_maintenance(ops):
+    host = _busiest(ops)
+    before = _steady(ops)
+    leaving = sorted(vm for vm, h in before.items() if h == host)
+    job = run_job(ops, "maintenance.yml", {"host_maintenance_host": host}, name="maintenance")
+    FIGURES["maintenance_s"] = round(job.seconds)
+    assert_ok(job)
+    report = job.artifacts()["host_maintenance"]
+    FIGURES["maintenance_moves"] = report["moves"]
+    assert sorted(m["vm"] for m in report["moves"]) == leaving
+    assert report["noout_set_during_run"] and report["returned"]
+    assert "osd set-group noout" in job.stdout or any(
+        "set-group noout" in json.dumps(e["event_data"].get("res", {})) for e in job.events)
+
+    after = _steady(ops)  # none lost: every VM runs exactly once
+    assert host not in after.values(), after
+    for vm in before:
+        if vm not in leaving:
+            assert after[vm] == before[vm]  # the others stay put
+    for m in report["moves"]:
+        assert after[m["vm"]] == m["to"]
+        assert ops.sh(m["to"], VIRSH + "dominfo %s | grep -i autostart" % m["vm"]).split()[-1] == "enable"
+    assert after["ops-a"] != after["ops-b"]  # anti-affinity still holds
+    assert ops.ceph("health")["status"] == "HEALTH_OK" and not _noout(ops, host)
+    assert ops.sh(host, "test -e %s && echo marked || echo clean" % MARK).strip() == "clean"
+
+    again = run_job(ops, "maintenance.yml", {"host_maintenance_host": host}, name="maintenance-again")
+    assert_ok(again)
+    assert again.changed() == 0, again.changed_tasks()
+    assert "nothing to do" in again.stdout
+    assert _steady(ops) == after
+
+
+def test_add_host(ops):
+    t0 = time.monotonic()
+    rackmod.add_host(NAME, osd_gib=4)
+    ops.rack = rackmod.Rack.load(NAME)
+    ops.hosts.append("hc-ops-4")
+    FIGURES["add_host_boot_s"] = round(time.monotonic() - t0, 1)
+    job = run_job(ops, "add_host.yml", {"add_host_name": "hc-ops-4"}, name="add-host")
+    FIGURES["add_host_s"] = round(job.seconds)
+    assert_ok(job)
+    report = job.artifacts()["add_host"]
+    assert "hc-ops-4" in report["placement_hosts"] and len(report["placement_hosts"]) == 4
+    assert report["capacity"]["memory"]["capacity"] > 0 and not report["capacity"]["maintenance"]
+    tree = ops.ceph("osd", "tree")
+    bucket = next(n for n in tree["nodes"] if n["type"] == "host" and n["name"] == "hc-ops-4")
+    osds = [n for n in tree["nodes"] if n["id"] in bucket["children"]]
+    assert len(osds) == 1 and osds[0]["status"] == "up" and osds[0]["reweight"] > 0
+    assert report["osds"] == [osds[0]["id"]]
+    for _ in range(90):
+        if ops.ceph("health")["status"] == "HEALTH_OK":
+            break
+        time.sleep(2)
+    assert ops.ceph("health")["status"] == "HEALTH_OK"
+
+    again = run_job(ops, "add_host.yml", {"add_host_name": "hc-ops-4"}, name="add-host-again")
+    assert_ok(again)
+    assert again.changed() == 0, again.changed_tasks()
+    _steady(ops)
