@@ -11,12 +11,13 @@ export ANSIBLE_PYTHON_INTERPRETER := $(PY)
 export PATH := $(VENV)/bin:$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv lock lint sanity unit integration test bench lab lab-destroy test-molecule clean
+.PHONY: help deps venv lock lint sanity unit integration test bench lab lab-destroy test-molecule test-molecule-kvm clean
 
 help:
 	@echo "make test     - set up (Debian packages, venv) and run lint, sanity, unit and integration tests"
 	@echo "make lab      - the virtual rack on this machine with everything deployed (site.yml), then a summary"
 	@echo "make test-molecule - molecule default scenario: site.yml on the lab rack, idempotence, testinfra"
+	@echo "make test-molecule-kvm - molecule kvm scenario: kvm_host converged inside a libvirt guest (TCG here)"
 	@echo "make lab-destroy - remove everything make lab created"
 	@echo "make bench    - benchmarks (figures and ratios against baselines; never gating)"
 	@echo "make lint     - ansible-lint (production profile)"
@@ -60,6 +61,9 @@ bench: venv
 
 test-molecule: venv
 	molecule test -s default
+
+test-molecule-kvm: venv
+	molecule test -s kvm
 
 lab: venv
 	cd tests && $(PY) -m testbed.lab up

@@ -13,6 +13,8 @@ PKGS=(
   # base image builder, systemd hosts, networking
   debootstrap systemd-container bridge-utils iproute2 iptables e2fsprogs
   openssh-client rsync shellcheck
+  # libvirt NAT networks (DHCP/DNS for guests: molecule kvm scenario)
+  dnsmasq-base
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -5,6 +5,10 @@ up:      build the rack (3 systemd-nspawn hosts from the base image, bridge hcla
          images to the imaging workers, wait for them and print a summary.
 down:    remove everything the rack made (make lab-destroy).
 summary: print the summary of a running lab again.
+converge: run site.yml again on the running lab (no images).
+reliability: on the converged lab, measure and assert: `--check --diff` reports changed=0; with one host
+         stopped, a re-run fails clearly for that host only while the others converge and Ceph still serves
+         data; the host boots again and a re-run brings the rack back to HEALTH_OK (molecule side_effect).
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from . import procs
 from . import rack as rackmod
 from .ansible_run import REPO, ansible_env
 
@@ -39,11 +46,101 @@ def _playbook(rack: rackmod.Rack, *extra: str) -> tuple[int, float, str]:
 
 
 def _changed(recap: str) -> int:
-    total = 0
-    for line in recap.splitlines():
-        if "changed=" in line:
-            total += int(line.split("changed=")[1].split()[0])
-    return total
+    return sum(counts["changed"] for counts in _recap(recap).values())
+
+
+def _recap(out: str) -> dict[str, dict[str, int]]:
+    """PLAY RECAP of an ansible-playbook run: host -> {ok, changed, unreachable, failed, ...}."""
+    stats = {}
+    for line in out[out.rfind("PLAY RECAP"):].splitlines()[1:]:
+        m = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
+        if m:
+            stats[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    return stats
+
+
+def _stop_host(rack: rackmod.Rack, host: rackmod.Host, timeout: float = 60) -> None:
+    """Power one host off (SIGTERM to its systemd-nspawn, by the PID the rack recorded)."""
+    if not (host.pid and procs.owns(host.pid, Path(host.root))):
+        raise rackmod.RackError("host %s is not running under its recorded PID" % host.name)
+    os.kill(host.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while procs.alive(host.pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if procs.owns(host.pid, Path(host.root)):
+        os.kill(host.pid, signal.SIGKILL)
+
+
+def _boot_host(rack: rackmod.Rack, host: rackmod.Host) -> None:
+    """Boot a stopped host again from its own root (its data and OSD loop device kept)."""
+    state = Path(rack.state_dir)
+    log = open(state / ("%s.console.log" % host.name), "ab")  # pylint: disable=consider-using-with
+    host.pid = procs.spawn(state, host.name, [
+        "systemd-nspawn", "-D", host.root, "-M", host.name, "--register=no", "--keep-unit",
+        "--network-bridge=%s" % rack.bridge, "--capability=all", "--property=DeviceAllow=char-* rwm",
+        *["--bind=%s" % loop for loop in host.loops], "-b"], log)
+    rack.save()
+    rackmod._wait_ssh(rack, host)  # pylint: disable=protected-access
+
+
+def _ceph(rack: rackmod.Rack, host: rackmod.Host, args: str) -> dict:
+    out = rackmod.ssh(rack, host, "ceph --connect-timeout 20 %s --format json" % args, timeout=60).stdout
+    return json.loads(out or "{}")
+
+
+def _wait_health(rack: rackmod.Rack, host: rackmod.Host, want: str = "HEALTH_OK", timeout: float = 600) -> float:
+    t0 = time.monotonic()
+    status = ""
+    while time.monotonic() - t0 < timeout:
+        status = _ceph(rack, host, "health").get("status", "")
+        if status == want:
+            return time.monotonic() - t0
+        time.sleep(5)
+    raise rackmod.RackError("Ceph did not reach %s in %d s (last: %s)" % (want, timeout, status))
+
+
+def reliability(rack: rackmod.Rack) -> dict:
+    """Measure the lab's reliability figures on a converged lab; raise RackError if one does not hold."""
+    first, victim = rack.hosts[0], rack.hosts[-1]
+    fig: dict = {}
+
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise rackmod.RackError("reliability: " + what)
+
+    rc, secs, out = _playbook(rack, "--check", "--diff")
+    fig["check_diff"] = {"rc": rc, "seconds": round(secs, 1), "changed": _changed(out)}
+    need(rc == 0 and fig["check_diff"]["changed"] == 0, "--check --diff on the converged lab: %s" % fig["check_diff"])
+
+    _stop_host(rack, victim)
+    t0 = time.monotonic()
+    rc, secs, out = _playbook(rack)
+    stats = _recap(out)
+    fig["one_host_down"] = {"host": victim.name, "rc": rc, "seconds": round(secs, 1), "recap": stats}
+    need(rc != 0, "site.yml with %s down must fail (rc=%d)" % (victim.name, rc))
+    need(stats.get(victim.name, {}).get("unreachable", 0) >= 1 and "UNREACHABLE" in out,
+         "%s must be reported unreachable: %s" % (victim.name, stats.get(victim.name)))
+    for h in rack.hosts[:-1]:
+        need(stats.get(h.name, {}).get("failed", 1) == 0 and stats[h.name].get("unreachable", 1) == 0,
+             "%s must converge while %s is down: %s" % (h.name, victim.name, stats.get(h.name)))
+    status = _ceph(rack, first, "status")
+    fig["one_host_down"]["quorum"] = status.get("quorum_names", [])
+    fig["one_host_down"]["health"] = status.get("health", {}).get("status")
+    need(len(fig["one_host_down"]["quorum"]) == len(rack.hosts) - 1, "mon quorum without %s: %s"
+         % (victim.name, fig["one_host_down"]["quorum"]))
+    probe = "hc-reliability-%d" % time.time_ns()
+    rackmod.ssh(rack, first, "head -c 1048576 /dev/urandom > /tmp/%s && rados -p imaging put %s /tmp/%s && "
+                "rados -p imaging get %s /tmp/%s.back && cmp /tmp/%s /tmp/%s.back && rados -p imaging rm %s"
+                % ((probe,) * 9), timeout=120)
+    fig["one_host_down"]["ceph_serves_data"] = True  # rados put/get/cmp of 1 MiB above (raises otherwise)
+
+    _boot_host(rack, victim)
+    rc, secs, out = _playbook(rack)
+    fig["host_back"] = {"rc": rc, "seconds": round(secs, 1), "changed": _changed(out)}
+    need(rc == 0, "site.yml after %s came back: rc=%d" % (victim.name, rc))
+    fig["host_back"]["health_ok_after_s"] = round(_wait_health(rack, first), 1)
+    fig["outage_total_s"] = round(time.monotonic() - t0, 1)
+    return fig
 
 
 def summary(rack: rackmod.Rack, images: dict | None = None) -> dict:
@@ -95,7 +192,7 @@ def submit_and_wait(rack: rackmod.Rack, count: int = 24, timeout: float = 600) -
 
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m testbed.lab")
-    ap.add_argument("action", choices=("up", "down", "summary", "converge"))
+    ap.add_argument("action", choices=("up", "down", "summary", "converge", "reliability"))
     ap.add_argument("--images", type=int, default=24)
     a = ap.parse_args(argv)
     try:
@@ -104,6 +201,11 @@ def main(argv: list[str]) -> int:
             return 0
         if a.action == "summary":
             summary(rackmod.Rack.load(NAME))
+            return 0
+        if a.action == "reliability":
+            fig = reliability(rackmod.Rack.load(NAME))
+            (Path(rackmod.Rack.load(NAME).state_dir) / "reliability.json").write_text(json.dumps(fig, indent=2))
+            print(json.dumps(fig, indent=2))
             return 0
         t0 = time.monotonic()
         rack = rackmod.up(NAME, hosts=3, subnet="10.77.0.0/24", bridge="hclab0", osd_gib=6, racks=3)

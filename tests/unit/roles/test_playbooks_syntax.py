@@ -9,7 +9,16 @@ import yaml
 
 from testbed.ansible_run import REPO, VENV_PY, ansible_env
 
-PLAYBOOKS = sorted([REPO / "site.yml", *(REPO / "playbooks").glob("*.yml"), *(REPO / "molecule").glob("*/converge.yml")])
+
+def _is_playbook(path):
+    doc = yaml.safe_load(path.read_text())
+    return isinstance(doc, list) and all(isinstance(p, dict) and ("hosts" in p or "import_playbook" in p
+                                                                  or "ansible.builtin.import_playbook" in p) for p in doc)
+
+
+# every play file: site.yml, playbooks/, and each molecule scenario's create/converge/side_effect/destroy
+PLAYBOOKS = sorted([REPO / "site.yml", *(REPO / "playbooks").glob("*.yml"),
+                    *(p for p in (REPO / "molecule").glob("*/*.yml") if _is_playbook(p))])
 
 
 @pytest.mark.parametrize("playbook", PLAYBOOKS, ids=lambda p: str(p.relative_to(REPO)))
