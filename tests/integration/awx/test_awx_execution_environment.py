@@ -41,7 +41,7 @@ def _pins(path: Path) -> dict[str, str]:
     for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
-            name, _, version = line.partition("==")
+            name, version = (line.split("==", 1) + [""])[:2]
             out[name.strip().lower().replace("_", "-")] = version.strip()
     return out
 
