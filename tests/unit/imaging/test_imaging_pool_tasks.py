@@ -1,0 +1,79 @@
+"""A pool task (batch) run in this process: outputs are written in the background while the next
+image is computed, but the batch's results come back only once every output set is committed."""
+
+import hashlib
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from hospital_imaging import pipeline as P
+from hospital_imaging import worker as W
+from hospital_imaging.sources.spool import SpoolSource
+from hospital_imaging.synthetic import phantom, png_bytes
+
+EDGES = P.load("name: edges\nsteps: [read, grey, canny, {write: {outputs: [edges, image]}}]\n")
+
+
+@pytest.fixture(name="spool")
+def fixture_spool(tmp_path):
+    spool = SpoolSource(str(tmp_path / "spool"), worker_id="unit")
+    yield spool
+    spool.close()
+
+
+def test_batch_returns_after_every_output_is_committed(spool):
+    jobs = {"a.png": png_bytes(phantom(256, 8, seed=1)), "b.png": png_bytes(phantom(300, 16, seed=2)),
+            "bad.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "c.png": png_bytes(phantom(64, 8, seed=3))}
+    for job, data in jobs.items():
+        spool.submit(job, data)
+    claims = spool.claim(10)
+    results = W.process_tasks(spool.spec(), EDGES.to_dict(), [(c.job, c.locator) for c in claims])
+    assert [r["job"] for r in results] == [c.job for c in claims]
+    by_job = {r["job"]: r for r in results}
+    assert by_job["bad.png"]["status"] == "failed" and by_job["bad.png"]["code"] == "corrupt"
+    outbox = os.path.join(spool.root, "outbox")
+    for job in ("a.png", "b.png", "c.png"):
+        res = by_job[job]
+        assert res["status"] == "ok" and not res["skipped"] and res["seconds"] > 0 and res["t_end"] >= res["t_start"]
+        assert "pending" not in res and "t0" not in res
+        with open(os.path.join(outbox, job + ".json"), "rb") as handle:
+            sidecar = json.loads(handle.read())
+        assert sidecar["source"]["sha256"] == hashlib.sha256(jobs[job]).hexdigest()
+        for kind, entry in sidecar["outputs"].items():
+            with open(os.path.join(outbox, entry["name"]), "rb") as handle:
+                assert hashlib.sha256(handle.read()).hexdigest() == entry["sha256"], kind
+    assert sorted(os.listdir(outbox)) == sorted("%s.%s" % (j, s) for j in ("a.png", "b.png", "c.png")
+                                                for s in ("edges.png", "image.png", "json"))
+    assert os.listdir(os.path.join(spool.root, "tmp")) == []  # no partial file left behind
+    # the same jobs again (duplicate delivery): acknowledged without work, outputs untouched
+    again = W.process_tasks(spool.spec(), EDGES.to_dict(), [(c.job, c.locator) for c in claims if c.job != "bad.png"])
+    assert all(r["status"] == "ok" and r["skipped"] for r in again)
+
+
+def test_a_failed_background_write_fails_that_job_only(spool):
+    for i in range(3):
+        spool.submit("j%d.png" % i, png_bytes(phantom(96, 8, seed=i)))
+    claims = spool.claim(3)
+    shutil.rmtree(os.path.join(spool.root, "outbox"))  # every rename into outbox/ now fails
+    results = W.process_tasks(spool.spec(), EDGES.to_dict(), [(c.job, c.locator) for c in claims])
+    assert [(r["status"], r["code"]) for r in results] == [("failed", "internal")] * 3
+    assert all("FileNotFoundError" in r["reason"] for r in results)
+    os.mkdir(os.path.join(spool.root, "outbox"))
+    results = W.process_tasks(spool.spec(), EDGES.to_dict(), [(c.job, c.locator) for c in claims])
+    assert [r["status"] for r in results] == ["ok"] * 3
+
+
+def test_sidecar_is_one_json_line_with_the_source_checksum(spool):
+    data = png_bytes(np.full((32, 32), 9, np.uint8))
+    spool.submit("flat.png", data)
+    claim = spool.claim(1)[0]
+    assert W.process_one(spool.spec(), EDGES.to_dict(), claim.job, claim.locator)["status"] == "ok"
+    with open(os.path.join(spool.root, "outbox", "flat.png.json"), "rb") as handle:
+        body = handle.read()
+    assert body.endswith(b"\n") and body.count(b"\n") == 1
+    sidecar = json.loads(body)
+    assert sidecar["source"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert sidecar["stats"]["input"]["std"] == 0.0 and sidecar["stats"]["image"] == sidecar["stats"]["input"]
