@@ -5,13 +5,14 @@ import hashlib
 import json
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
 
 from hospital_imaging import pipeline as P
 from hospital_imaging import worker as W
-from hospital_imaging.sources.spool import SpoolSource
+from hospital_imaging.sources.spool import SpoolSource, SpoolTaskIO
 from hospital_imaging.synthetic import phantom, png_bytes
 
 EDGES = P.load("name: edges\nsteps: [read, grey, canny, {write: {outputs: [edges, image]}}]\n")
@@ -77,3 +78,21 @@ def test_sidecar_is_one_json_line_with_the_source_checksum(spool):
     sidecar = json.loads(body)
     assert sidecar["source"]["sha256"] == hashlib.sha256(data).hexdigest()
     assert sidecar["stats"]["input"]["std"] == 0.0 and sidecar["stats"]["image"] == sidecar["stats"]["input"]
+
+
+def test_no_result_before_its_outputs_are_written_even_on_a_slow_disk(spool, monkeypatch):
+    """The controller acknowledges a job when its batch returns: every write must be finished then."""
+    write = SpoolTaskIO.write_outputs
+
+    def slow_write(self, job, files, sidecar):
+        time.sleep(0.3)  # a file system that stalls on metadata (seen here: 2 ms per create under load)
+        write(self, job, files, sidecar)
+    monkeypatch.setattr(SpoolTaskIO, "write_outputs", slow_write)
+    for i in range(3):
+        spool.submit("s%d.png" % i, png_bytes(phantom(64, 8, seed=i)))
+    claims = spool.claim(3)
+    results = W.process_tasks(spool.spec(), EDGES.to_dict(), [(c.job, c.locator) for c in claims])
+    assert [r["status"] for r in results] == ["ok"] * 3
+    for claim in claims:
+        assert os.path.exists(os.path.join(spool.root, "outbox", claim.job + ".json"))
+    assert min(r["seconds"] for r in results) >= 0.3  # a job's time includes its write
