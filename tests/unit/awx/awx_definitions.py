@@ -106,6 +106,7 @@ class Usage:
     inline_specs: list = field(default_factory=list)   # (where, options) from validate_argument_spec
     play_vars: dict = field(default_factory=dict)      # name -> (playbook, value)
     filter_args: dict = field(default_factory=dict)    # var -> (filter name, keyword)
+    playbooks: list = field(default_factory=list)      # the playbook files (import_playbook followed)
 
 
 def _role_usage(name: str, entry: str, usage: Usage, playbook_dir: Path | None):
@@ -148,6 +149,7 @@ def _strings(data):
 def playbook_usage(path: Path, usage: Usage | None = None) -> Usage:
     usage = usage or Usage()
     rel = str(path.relative_to(REPO))
+    usage.playbooks.append(path)
     for play in load_yaml(path) or []:
         target = _action(play, IMPORT_PLAYBOOK)
         if target is not None:
@@ -173,6 +175,29 @@ def playbook_usage(path: Path, usage: Usage | None = None) -> Usage:
                 for kw, var in KWARG.findall(call.group(2)):
                     usage.filter_args[var] = (call.group(1), kw)
     return usage
+
+
+def code_files(playbook: str) -> list[Path]:
+    """The playbook files and the task/handler/vars/template files of every role they use."""
+    usage = playbook_usage(REPO / playbook)
+    files = list(usage.playbooks)
+    for name in sorted({n for n, _ in usage.roles}):
+        rdir = role_dir(name)
+        for sub in ("tasks", "handlers", "vars", "templates"):
+            files += sorted(p for p in (rdir / sub).rglob("*") if p.is_file())
+    return files
+
+
+def unconverted_uses(var: str, text: str) -> list[str]:
+    """Uses of `var` in Jinja not passed through `bool` or `string` (a survey answer is a string)."""
+    text = re.sub(r"(^|\s)#.*$", "", text, flags=re.M)
+    bad = []
+    for match in re.finditer(r"\b%s\b(?!\s*:)((?:\s*\|\s*\w+(?:\([^()]*\))?)*)" % re.escape(var), text):
+        filters = re.findall(r"\|\s*(\w+)", match.group(1))
+        if not {"bool", "string"} & set(filters):
+            line = text.count("\n", 0, match.start()) + 1
+            bad.append("line %d: %s" % (line, text.splitlines()[line - 1].strip()))
+    return bad
 
 
 def role_options(name: str, entry: str) -> dict:

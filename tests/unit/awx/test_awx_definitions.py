@@ -14,8 +14,8 @@ from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.template import trust_as_template
 from dateutil.rrule import rrulestr
 
-from awx_definitions import (REPO, SURVEY_TYPES, accepted_options, check_question, load_yaml, render,
-                             rendered_calls, setup_play, setup_vars, tasks_using)
+from awx_definitions import (REPO, SURVEY_TYPES, accepted_options, check_question, code_files, load_yaml, render,
+                             rendered_calls, setup_play, setup_vars, tasks_using, unconverted_uses)
 
 REQUIRED_JOBS = {
     "site.yml": "deploy site",
@@ -87,6 +87,26 @@ def test_survey_variables_are_options_of_the_playbooks_roles(template):
         for option in options[var]:
             problems += ["%s vs %s: %s" % (var, option.source, p) for p in check_question(q, option.spec)]
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("template", TEMPLATES, ids=_ids(TEMPLATES))
+def test_boolean_answers_are_converted_where_used(template):
+    # AWX passes "true"/"false" strings; ansible-core 2.19 refuses a string as a condition
+    options = accepted_options(template["playbook"])
+    bools = [q["variable"] for q in template["survey"]
+             if any(o.spec.get("type") == "bool" for o in options.get(q["variable"], []))]
+    problems = []
+    for path in code_files(template["playbook"]) if bools else []:
+        for var in bools:
+            problems += ["%s %s" % (path.relative_to(REPO), use) for use in unconverted_uses(var, path.read_text())]
+    assert not problems, "use `| bool`:\n" + "\n".join(problems)
+
+
+def test_unconverted_uses_are_found():
+    assert unconverted_uses("flag", "when: flag") == ["line 1: when: flag"]
+    assert unconverted_uses("flag", 'x: "{{ flag | default(true) }}"')
+    assert not unconverted_uses("flag", "when: flag | bool\nx: '{{ (flag | default(false) | bool) and y }}'")
+    assert not unconverted_uses("flag", "flag: true  # a key, not a use\n# flag in a comment")
 
 
 @pytest.mark.parametrize("template", TEMPLATES, ids=_ids(TEMPLATES))
