@@ -273,6 +273,37 @@ def test_maintenance(ops):
     assert _steady(ops) == after
 
 
+def test_maintenance_cold_and_left_in_maintenance(ops):
+    """migration=cold, return=false: the host stays out of service (mark + noout) until a run brings it back."""
+    host = _busiest(ops)
+    before = _steady(ops)
+    leaving = sorted(vm for vm, h in before.items() if h == host)
+    job = run_job(ops, "maintenance.yml", {"host_maintenance_host": host, "host_maintenance_migration": "cold",
+                                          "host_maintenance_return": False, "host_maintenance_shutdown_timeout": 5},
+                  name="maintenance-cold")
+    FIGURES["maintenance_cold_s"] = round(job.seconds)
+    assert_ok(job)
+    report = job.artifacts()["host_maintenance"]
+    FIGURES["maintenance_cold_moves"] = report["moves"]
+    assert sorted(m["vm"] for m in report["moves"]) == leaving and {m["how"] for m in report["moves"]} <= {"cold"}
+    after = _steady(ops)
+    assert host not in after.values()
+    assert _noout(ops, host)
+    assert json.loads(ops.sh(host, "cat " + MARK))["maintenance"] is True
+    # the placement sees the host in maintenance (kvm_host reads the mark): the capacity report says so
+    cap = run_job(ops, "capacity_report.yml", name="capacity-report-maintenance")
+    assert_ok(cap)
+    plan = json.loads((Path(cap.artifacts()["capacity_report"]["dir"]) / "plan.json").read_text())
+    assert plan["hosts"][host]["maintenance"] is True
+
+    back = run_job(ops, "maintenance.yml", {"host_maintenance_host": host}, name="maintenance-return")
+    assert_ok(back)
+    assert back.changed() > 0 and back.artifacts()["host_maintenance"]["moves"] == []
+    assert not _noout(ops, host) and ops.ceph("health")["status"] == "HEALTH_OK"
+    assert ops.sh(host, "test -e %s && echo marked || echo clean" % MARK).strip() == "clean"
+    assert _steady(ops) == after
+
+
 def test_add_host(ops):
     t0 = time.monotonic()
     rackmod.add_host(NAME, osd_gib=4)
