@@ -11,13 +11,14 @@ export ANSIBLE_PYTHON_INTERPRETER := $(PY)
 export PATH := $(VENV)/bin:$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv lock lint sanity unit integration test bench lab lab-destroy test-molecule test-molecule-kvm clean
+.PHONY: help deps venv lock lint sanity unit integration test bench lab lab-destroy test-molecule test-molecule-kvm ee-context ee clean
 
 help:
 	@echo "make test     - set up (Debian packages, venv) and run lint, sanity, unit and integration tests"
 	@echo "make lab      - the virtual rack on this machine with everything deployed (site.yml), then a summary"
 	@echo "make test-molecule - molecule default scenario: site.yml on the lab rack, idempotence, testinfra"
 	@echo "make test-molecule-kvm - molecule kvm scenario: kvm_host converged inside a libvirt guest (TCG here)"
+	@echo "make ee-context - the AWX execution environment's build context (offline); make ee builds it (podman/docker)"
 	@echo "make lab-destroy - remove everything make lab created"
 	@echo "make bench    - benchmarks (figures and ratios against baselines; never gating)"
 	@echo "make lint     - ansible-lint (production profile)"
@@ -64,6 +65,14 @@ test-molecule: venv
 
 test-molecule-kvm: venv
 	molecule test -s kvm
+
+# The execution environment's build context (offline; building the image needs podman or docker).
+ee-context: venv
+	rm -rf .cache/ee && ansible-galaxy collection build --output-path .cache/ee .
+	ansible-builder create -f execution-environment.yml -c .cache/ee/context --output-filename Containerfile
+
+ee: ee-context
+	ansible-builder build -f execution-environment.yml -c .cache/ee/context -t hospital-cloud-ee:$$(awk '/^version:/{print $$2}' galaxy.yml)
 
 lab: venv
 	cd tests && $(PY) -m testbed.lab up

@@ -10,7 +10,10 @@ import pytest
 import testinfra
 import testinfra.utils.ansible_runner
 
-RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(os.environ["MOLECULE_INVENTORY_FILE"])
+# the whole inventory directory (molecule's hosts + hosts.yml + the rack's rack.ini + group_vars), not only
+# molecule's generated file: the rack inventory holds each host's rack (hc_rack)
+INVENTORY = os.path.dirname(os.environ["MOLECULE_INVENTORY_FILE"])
+RUNNER = testinfra.utils.ansible_runner.AnsibleRunner(INVENTORY)
 TESTINFRA_HOSTS = RUNNER.get_hosts("all")
 VIRSH = "virsh -c qemu:///system "
 WORKER = "/opt/hospital-imaging/venv/bin/hospital-imaging "
@@ -59,7 +62,7 @@ def test_every_defined_domain_runs_and_is_autostarted(host):
 
 def test_vms_run_once_where_the_placement_allows():
     """Across the rack: every declared VM runs on exactly one host, anti-affinity groups on distinct racks."""
-    hosts = {name: testinfra.get_host("ansible://%s?ansible_inventory=%s" % (name, os.environ["MOLECULE_INVENTORY_FILE"]))
+    hosts = {name: testinfra.get_host("ansible://%s?ansible_inventory=%s" % (name, INVENTORY))
              for name in TESTINFRA_HOSTS}
     where: dict[str, list[str]] = {}
     for name, h in hosts.items():
