@@ -15,9 +15,8 @@ def rack_factory():
     made = []
 
     def make(name: str, hosts: int = 1, subnet: str = "10.77.50.0/24", bridge: str = "hcops0", **kw):
-        r = rackmod.up(name, hosts=hosts, subnet=subnet, bridge=bridge, **kw)
-        made.append(name)
-        return r
+        made.append(name)  # destroyed at the end even if it fails to come up
+        return rackmod.up(name, hosts=hosts, subnet=subnet, bridge=bridge, **kw)
 
     yield make
     for name in made:

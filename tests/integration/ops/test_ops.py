@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from testbed import rack as rackmod
-from testbed.ansible_run import REPO, VENV_PY, ansible_env
+from testbed.ansible_run import REPO, ansible_env
 from testbed.rack import ssh
 
 ansible_runner = pytest.importorskip("ansible_runner", reason="ansible-runner is pinned in requirements.txt")
@@ -122,7 +122,7 @@ def run_job(ops: Ops, playbook: str, extravars: dict | None = None, check: bool 
     runner = ansible_runner.run(
         private_data_dir=str(pdd), ident=ident, playbook=str(REPO / "playbooks" / playbook),
         inventory=ops.inventory(), extravars=extravars or {}, cmdline="--check --diff" if check else None,
-        envvars=ansible_env({"ANSIBLE_FORKS": "10"}), binary=str(VENV_PY.parent / "ansible-playbook"),
+        envvars=ansible_env({"ANSIBLE_FORKS": "10"}),  # PATH: the venv first (its ansible-playbook)
         quiet=True, timeout=2400)
     job = Job(runner, time.monotonic() - t0)
     print("%s: rc=%s status=%s changed=%d in %.0f s" % (ident, job.rc, job.status, job.changed(), job.seconds))
@@ -197,6 +197,15 @@ def test_capacity_report(ops):
     FIGURES["capacity_report_files"] = sorted(p.name for p in out.iterdir())
 
 
+def _healthy(ops: Ops, timeout: float = 180) -> bool:
+    deadline = time.monotonic() + timeout
+    while ops.ceph("health")["status"] != "HEALTH_OK":
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(2)
+    return True
+
+
 def _busiest(ops: Ops) -> str:
     where = _steady(ops)
     return max(ops.hosts, key=lambda h: (sum(1 for v in where.values() if v == h), h == where["ops-a"]))
@@ -233,11 +242,7 @@ def test_maintenance_check_mode_and_refusals(ops):
 
     assert _steady(ops) == before and not _noout(ops, host)
     assert ops.sh(host, "test -e %s && echo marked || echo clean" % MARK).strip() == "clean"
-    for _ in range(60):
-        if ops.ceph("health")["status"] == "HEALTH_OK":
-            break
-        time.sleep(2)
-    assert ops.ceph("health")["status"] == "HEALTH_OK"
+    assert _healthy(ops)
 
 
 def test_maintenance(ops):
@@ -321,11 +326,7 @@ def test_add_host(ops):
     osds = [n for n in tree["nodes"] if n["id"] in bucket["children"]]
     assert len(osds) == 1 and osds[0]["status"] == "up" and osds[0]["reweight"] > 0
     assert report["osds"] == [osds[0]["id"]]
-    for _ in range(90):
-        if ops.ceph("health")["status"] == "HEALTH_OK":
-            break
-        time.sleep(2)
-    assert ops.ceph("health")["status"] == "HEALTH_OK"
+    assert _healthy(ops)
 
     again = run_job(ops, "add_host.yml", {"add_host_name": "hc-ops-4"}, name="add-host-again")
     assert_ok(again)
