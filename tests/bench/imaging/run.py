@@ -123,7 +123,7 @@ def run_worker(paths, root, pipe, processes):
     spool = SpoolSource(str(spool_dir))
     for path in paths:
         spool.submit(os.path.basename(path), pathlib.Path(path).read_bytes())
-    worker = Worker(spool, pipe, processes=processes, batch=2, poll=0.05)
+    worker = Worker(spool, pipe, processes=processes, poll=0.05)  # batch: the default (4), as the CLI
     marks = []
 
     def cpu_now():  # this process (controller) + the live pool processes
