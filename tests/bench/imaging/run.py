@@ -21,7 +21,9 @@ The machine is shared: every round measures every variant once, in a rotating or
 summary gives the median and the best of each figure over the rounds, the ratios as the median of
 the per-round ratios (a round's variants ran within seconds of each other) and as the ratio of
 the bests, and the load average before every round.
-Usage: run.py [--small N] [--large N] [--repeat N] [--workdir DIR] [--json FILE]
+Before each round the benchmark waits (--settle, up to 60 s) for the other tenants to use less
+than half a core, and prints how busy the machine was.
+Usage: run.py [--small N] [--large N] [--repeat N] [--settle S] [--quiet CORES] [--workdir DIR] [--json FILE]
 """
 
 import argparse
@@ -109,6 +111,28 @@ def make_set(root, small, large):
         path.write_bytes(png_bytes(phantom(2048, 16, seed=1000 + i, noise=0.03)))
         paths.append(str(path))
     return paths
+
+
+def busy_cores(interval=1.0):
+    """Cores kept busy by anything (the other tenants: the benchmark itself is idle meanwhile)."""
+    def sample():
+        with open("/proc/stat", encoding="ascii") as handle:
+            values = [int(v) for v in handle.readline().split()[1:]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+    total0, idle0 = sample()
+    time.sleep(interval)
+    total1, idle1 = sample()
+    return (1.0 - (idle1 - idle0) / max(1, total1 - total0)) * os.cpu_count()
+
+
+def settle(limit, budget):
+    """Wait (up to ``budget`` s) until the other tenants use less than ``limit`` cores; return their use."""
+    deadline = time.monotonic() + budget
+    busy = busy_cores()
+    while busy > limit and time.monotonic() < deadline:
+        time.sleep(4.0)
+        busy = busy_cores()
+    return busy
 
 
 def _proc_cpu(pid):
@@ -204,11 +228,11 @@ def pure_opencv(loaded, pipe, cores):
     return len(loaded) / (time.perf_counter() - t0) * cores
 
 
-def one_round(index, paths, root, loaded, cores):
+def one_round(index, paths, root, loaded, cores, settle_args=(0.5, 0.0)):
     """Every variant once, in an order that rotates with the round (the load drifts over time)."""
     outdir = root / "note-out"
     outdir.mkdir(exist_ok=True)
-    fig = {"loadavg": os.getloadavg()[0]}
+    fig = {"loadavg": os.getloadavg()[0], "busy_before": settle(*settle_args)}
     tasks = [("a_note_default_threads", lambda: design_note(paths, str(outdir))),
              ("a_note_1_thread", lambda: design_note(paths, str(outdir), 1))]
     for key, pipe in PIPES.items():
@@ -244,7 +268,7 @@ def one_round(index, paths, root, loaded, cores):
 
 
 def summarise(rounds):
-    keys = [k for k in rounds[0] if k != "loadavg"]
+    keys = [k for k in rounds[0] if k not in ("loadavg", "busy_before")]
     med = {k: statistics.median(r[k] for r in rounds) for k in keys}
     top = {k: max(r[k] for r in rounds) for k in keys if not k.startswith(("ratio_", "scaling_"))}
     for key in PIPES:  # ratios of the bests
@@ -262,6 +286,8 @@ def report(args, cores, rounds, med, top, load_start, load_end):
           "%d interleaved rounds" % (n, args.small, args.large, cores, len(rounds)))
     print("  load average (1/5/15 min) at start %s, at end %s; before each round: %s"
           % (load_start, load_end, " ".join("%.1f" % r["loadavg"] for r in rounds)))
+    print("  cores busy with other work just before each round (of %d): %s"
+          % (os.cpu_count(), " ".join("%.1f" % r["busy_before"] for r in rounds)))
     print("  images/s                                               median      best")
     row = "  %-52s %8.1f  %8.1f"
     print(row % ("(a) design note program (Pool(4), pickled results)", med["a_note_default_threads"],
@@ -298,6 +324,9 @@ def main():
     parser.add_argument("--small", type=int, default=64, help="512x512 8-bit images")
     parser.add_argument("--large", type=int, default=16, help="2048x2048 16-bit images")
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (median and best reported)")
+    parser.add_argument("--settle", type=float, default=60.0,
+                        help="before each round wait up to N s for the other tenants to use < --quiet cores")
+    parser.add_argument("--quiet", type=float, default=0.5, help="see --settle")
     parser.add_argument("--workdir")
     parser.add_argument("--json", help="write the figures (every round, median, best) here too")
     args = parser.parse_args()
@@ -310,9 +339,9 @@ def main():
         loaded = [decode(pathlib.Path(p).read_bytes(), p) for p in paths]
         rounds = []
         for index in range(args.repeat):
-            rounds.append(one_round(index, paths, root, loaded, cores))
-            print("  round %d: load %.1f  a %.1f  b(edges) %.1f  c(edges) %.1f  b(full) %.1f  c(full) %.1f"
-                  % (index + 1, rounds[-1]["loadavg"], rounds[-1]["a_design_note"], rounds[-1]["b_worker_edges"],
+            rounds.append(one_round(index, paths, root, loaded, cores, (args.quiet, args.settle)))
+            print("  round %d: others busy %.1f cores, load %.1f  a %.1f  b(edges) %.1f  c(edges) %.1f  b(full) %.1f  c(full) %.1f"
+                  % (index + 1, rounds[-1]["busy_before"], rounds[-1]["loadavg"], rounds[-1]["a_design_note"], rounds[-1]["b_worker_edges"],
                      rounds[-1]["c_bound_edges"], rounds[-1]["b_worker_default"], rounds[-1]["c_bound_default"]),
                   flush=True)
     finally:
