@@ -309,6 +309,9 @@ def report(args, cores, rounds, med, top, load_start, load_end):
         print("      CPU ms per image: (b) %d processes %.1f, (b) 1 process %.1f, (c) %.1f, (a) %.1f (the lower variant)"
               % (cores, med["b_worker_%s_cpu_ms" % key], med["b_worker_%s_1proc_cpu_ms" % key],
                  med["c_bound_%s_cpu_ms" % key], med["a_design_note_cpu_ms"]))
+        print("      CPU efficiency (CPU per image of (c) / of (b)): %.0f %% (%d processes), %.0f %% (1 process)"
+              % (100 * med["c_bound_%s_cpu_ms" % key] / med["b_worker_%s_cpu_ms" % key], cores,
+                 100 * med["c_bound_%s_cpu_ms" % key] / med["b_worker_%s_1proc_cpu_ms" % key]))
         print("      decode + encode + statistics: %.0f %% of the bound's time (1 - c/d)"
               % (100 * (1 - med["c_bound_%s" % key] / med["d_opencv_%s" % key])))
         for label, fig in (("median of per-round ratios", med), ("ratio of the bests        ", top)):
