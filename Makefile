@@ -11,7 +11,7 @@ export ANSIBLE_PYTHON_INTERPRETER := $(PY)
 export PATH := $(VENV)/bin:$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv lock lint sanity unit integration test bench lab lab-destroy test-molecule test-molecule-kvm ee-context ee clean
+.PHONY: help deps venv lock lint sanity unit integration test bench lab lab-reliability lab-destroy test-molecule test-molecule-kvm ee-context ee clean
 
 help:
 	@echo "make test     - set up (Debian packages, venv) and run lint, sanity, unit and integration tests"
@@ -76,6 +76,9 @@ ee: ee-context
 
 lab: venv
 	cd tests && $(PY) -m testbed.lab up
+
+lab-reliability: venv
+	cd tests && $(PY) -m testbed.lab reliability
 
 lab-destroy: venv
 	cd tests && $(PY) -m testbed.lab down

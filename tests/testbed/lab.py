@@ -53,9 +53,11 @@ def _recap(out: str) -> dict[str, dict[str, int]]:
     """PLAY RECAP of an ansible-playbook run: host -> {ok, changed, unreachable, failed, ...}."""
     stats = {}
     for line in out[out.rfind("PLAY RECAP"):].splitlines()[1:]:
-        m = re.match(r"^(\S+)\s+:\s+(.*)$", line.strip())
+        m = re.match(r"^(\S+)\s+:\s+(ok=\d+.*)$", line.strip())
         if m:
             stats[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+        elif stats:
+            break  # the recap ends at its first non-host line (profile_tasks' TASKS RECAP follows)
     return stats
 
 

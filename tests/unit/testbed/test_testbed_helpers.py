@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 
-from testbed import ceph, libvirt, procs
+from testbed import ceph, lab, libvirt, procs
 
 
 def test_kvm_usable_rejects_pvm_and_missing_flags(tmp_path):
@@ -78,3 +78,23 @@ def test_rack_refuses_a_subnet_or_bridge_of_another_rack(tmp_path, monkeypatch):
         else:
             raise AssertionError("rack.up accepted %r" % kw)
     assert not (tmp_path / "mine").exists()
+
+
+RECAP = """PLAY RECAP *********************************************************************
+hc-lab-1                   : ok=112  changed=0    unreachable=0    failed=0    skipped=36   rescued=0    ignored=0
+hc-lab-2                   : ok=85   changed=2    unreachable=0    failed=0    skipped=32   rescued=0    ignored=0
+hc-lab-3                   : ok=3    changed=0    unreachable=1    failed=0    skipped=0    rescued=0    ignored=0
+
+
+TASKS RECAP ********************************************************************
+Monday 30 November 2026  09:38:29 +0000 (0:00:00.109)       0:01:51.749 *******
+===============================================================================
+hospital.cloud.ceph : Monitors | bootstrap keys on every monitor -------- 5.32s
+"""
+
+
+def test_lab_recap_parses_hosts_only_and_sums_changed():
+    stats = lab._recap("TASK [x]\nok: [hc-lab-1]\n" + RECAP)  # pylint: disable=protected-access
+    assert list(stats) == ["hc-lab-1", "hc-lab-2", "hc-lab-3"]
+    assert stats["hc-lab-3"]["unreachable"] == 1 and stats["hc-lab-2"]["changed"] == 2
+    assert lab._changed(RECAP) == 2  # pylint: disable=protected-access
