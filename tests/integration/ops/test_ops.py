@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,8 +117,9 @@ class Job:
 def run_job(ops: Ops, playbook: str, extravars: dict | None = None, check: bool = False, name: str = "job") -> Job:
     """ansible_runner.run() of a playbook of this collection, as an AWX job template would launch it."""
     ident = "%02d-%s" % (next(ops.seq), name)
-    pdd = ops.tmp / "runner"
-    pdd.mkdir(exist_ok=True)
+    # one private data dir per job, like AWX (ansible-runner keeps env/cmdline and env/extravars there)
+    pdd = ops.tmp / "runner" / ident
+    pdd.mkdir(parents=True)
     t0 = time.monotonic()
     runner = ansible_runner.run(
         private_data_dir=str(pdd), ident=ident, playbook=str(REPO / "playbooks" / playbook),
@@ -154,7 +156,11 @@ def ops(rack_factory, base_image, tmp_path_factory):  # pylint: disable=unused-a
     yield o
     print("ops figures: %s" % json.dumps(FIGURES))
     for h in o.rack.hosts:  # TCG guests make the rack's shutdown slow: power them off first
-        ssh(o.rack, h, "for d in $(%s list --name); do %s destroy $d; done" % (VIRSH, VIRSH), check=False)
+        try:
+            ssh(o.rack, h, "for d in $(%s list --name); do %s destroy $d; done" % (VIRSH, VIRSH), check=False,
+                timeout=120)
+        except subprocess.TimeoutExpired:
+            print("ops: could not power off the guests of %s in 120 s" % h.name)
 
 
 def _steady(ops: Ops) -> dict:
@@ -171,7 +177,7 @@ def test_deploy_site(ops):
     FIGURES["deploy_site_s"] = round(job.seconds)
     assert_ok(job)
     assert job.changed() > 0
-    assert set(job.stats["ok"]) == set(ops.hosts), job.stats
+    assert set(ops.hosts) <= set(job.stats["ok"]), job.stats
     where = _steady(ops)
     assert where["ops-a"] != where["ops-b"]  # anti-affinity
     assert ops.ceph("health")["status"] == "HEALTH_OK"
@@ -188,8 +194,9 @@ def test_capacity_report(ops):
     md = (out / "capacity.md").read_text()
     assert (out / "capacity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     where = _steady(ops)
-    for vm, host in where.items():
-        assert vm in md and host in md
+    for host in ops.hosts:  # one row per host: | host | rack | VMs | vCPU | RAM | Disk |
+        row = next(line for line in md.splitlines() if line.startswith("| %s " % host))
+        assert row.split("|")[3].strip() == str(sum(1 for h in where.values() if h == host)), row
     plan = json.loads((out / "plan.json").read_text())
     assert plan["assignment"] == where and plan["moves"] == []  # the running VMs stay where they are
     assert sorted(plan["hosts"]) == ops.hosts
@@ -233,6 +240,7 @@ def test_maintenance_check_mode_and_refusals(ops):
         assert_refused(job, "Ceph is HEALTH_WARN, not HEALTH_OK")
     finally:
         ops.sh("hc-ops-1", "ceph osd unset noscrub")
+    assert _healthy(ops)
 
     # no room: the other hosts keep all but 300 MiB for themselves (a full rack)
     mem = int(ops.sh(host, "awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo"))
