@@ -5,6 +5,8 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -96,3 +98,35 @@ def test_no_result_before_its_outputs_are_written_even_on_a_slow_disk(spool, mon
     for claim in claims:
         assert os.path.exists(os.path.join(spool.root, "outbox", claim.job + ".json"))
     assert min(r["seconds"] for r in results) >= 0.3  # a job's time includes its write
+
+
+_FAULTS = """
+import resource, sys
+import numpy as np
+sys.path.insert(0, %r)
+from hospital_imaging.worker import tune_malloc
+if sys.argv[1] == "tuned":
+    assert tune_malloc()
+
+
+def image():  # the buffers of one 2048x2048 16-bit image: decoded, 8-bit, edges, its PNG input
+    arrays = [np.ones((2048, 2048), np.uint16), np.ones((2048, 2048), np.uint8), np.ones((2048, 2048), np.uint8),
+              np.ones(6 << 20, np.uint8)]
+    return sum(a.nbytes for a in arrays)
+
+
+for _ in range(3):
+    image()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    image()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_tuned_malloc_reuses_image_buffers_instead_of_faulting_them_in_again():
+    code = _FAULTS % os.path.dirname(os.path.dirname(W.__file__))
+    faults = {mode: int(subprocess.run([sys.executable, "-c", code, mode], check=True, capture_output=True,
+                                       text=True).stdout) for mode in ("default", "tuned")}
+    assert faults["default"] > 20 * 1000  # glibc's defaults: trimmed and faulted in again for each image
+    assert faults["tuned"] < 200, faults

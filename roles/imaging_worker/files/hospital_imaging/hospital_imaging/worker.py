@@ -6,6 +6,7 @@ dict comes back; each pool process reads its input and writes its outputs itself
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import logging
@@ -38,9 +39,32 @@ def _watch_parent(parent: int) -> None:
             os._exit(3)  # controlling process died (SIGKILL): do not linger as an orphan
 
 
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3   # glibc mallopt parameters (malloc.h)
+
+
+def tune_malloc(mmap_threshold: int = 32 << 20, trim_threshold: int = 256 << 20) -> bool:
+    """Keep freed image buffers in the heap for the next image (glibc; elsewhere a no-op).
+
+    With glibc's defaults every multi-megabyte array of an image (decode buffer, grey, edges,
+    PNG buffers) is either a fresh mmap or heap that free() trimmed back to the kernel, so the next
+    image page-faults all of it in again: measured ~1000 faults and 2-4 ms of system time per image
+    on the benchmark's set (15-20 % of its CPU). Buffers below ``mmap_threshold`` now come from the
+    heap and up to ``trim_threshold`` bytes of free heap are kept: ~10 MB more resident memory per
+    pool process, no faults in steady state. Arrays above 32 MiB still use mmap (and go back at once).
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+    return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(M_TRIM_THRESHOLD, trim_threshold))
+
+
 def init_child(parent: int) -> None:
-    """Pool initializer: one OpenCV thread per process, ignore SIGTERM/SIGINT (the parent decides)."""
+    """Pool initializer: one OpenCV thread per process, malloc tuned for image buffers, ignore
+    SIGTERM/SIGINT (the parent decides)."""
     cv2.setNumThreads(1)
+    tune_malloc()
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
