@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -247,6 +248,8 @@ def test_maintenance_check_mode_and_refusals(ops):
     job = run_job(ops, "maintenance.yml", {"host_maintenance_host": host, "kvm_host_reserved_memory_mib": mem - 300},
                   name="maintenance-no-room")
     assert_refused(job, "the rest of the rack cannot hold the VMs of %s" % host)
+    refusal = re.search(r'"msg": "(Refused[^"]*)"', job.stdout).group(1)
+    assert "(%s): vm " % ", ".join(vm for vm, h in before.items() if h == host) in refusal, refusal  # the filter's reason
 
     assert _steady(ops) == before and not _noout(ops, host)
     assert ops.sh(host, "test -e %s && echo marked || echo clean" % MARK).strip() == "clean"
