@@ -91,6 +91,7 @@ class SpoolSource(WorkSource):
         if SEP in self.worker_id or "/" in self.worker_id:
             raise SourceError("worker id must not contain %r or '/'" % SEP)
         self._lock_fd = None
+        self._listed = []  # inbox/ names of the last listing not tried yet (last = next)
 
     # -- liveness -------------------------------------------------------------------------
     def _register(self) -> None:
@@ -150,11 +151,25 @@ class SpoolSource(WorkSource):
             return sorted(e.name for e in entries if not e.name.startswith("."))
 
     def claim(self, limit: int) -> list:
+        """Claim up to ``limit`` jobs in name order.
+
+        inbox/ is listed (and sorted) again only when the names of the previous listing are used
+        up, not on every call: a service claims a few jobs per finished batch, and listing a spool
+        with thousands of waiting files each time cost O(waiting) per batch. A name that another
+        worker took meanwhile fails its rename and is skipped; jobs that arrive (or are recovered)
+        meanwhile are found by the next listing."""
         self._register()
         claims = []
-        for job in self._waiting():
-            if len(claims) >= limit:
-                break
+        listed_now = False
+        while len(claims) < limit:
+            if not self._listed:
+                if listed_now:
+                    break
+                self._listed = self._waiting()[::-1]
+                listed_now = True
+                if not self._listed:
+                    break
+            job = self._listed.pop()
             dest = os.path.join(self.dirs["claimed"], self.worker_id + SEP + job)
             try:
                 os.rename(os.path.join(self.dirs["inbox"], job), dest)
