@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -61,18 +60,6 @@ def _recap(out: str) -> dict[str, dict[str, int]]:
     return stats
 
 
-def _stop_host(rack: rackmod.Rack, host: rackmod.Host, timeout: float = 60) -> None:
-    """Power one host off (SIGTERM to its systemd-nspawn, by the PID the rack recorded)."""
-    if not (host.pid and procs.owns(host.pid, Path(host.root))):
-        raise rackmod.RackError("host %s is not running under its recorded PID" % host.name)
-    os.kill(host.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while procs.alive(host.pid) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    if procs.owns(host.pid, Path(host.root)):
-        os.kill(host.pid, signal.SIGKILL)
-
-
 def _boot_host(rack: rackmod.Rack, host: rackmod.Host) -> None:
     """Boot a stopped host again from its own root (its data and OSD loop device kept)."""
     state = Path(rack.state_dir)
@@ -114,7 +101,7 @@ def reliability(rack: rackmod.Rack) -> dict:
     fig["check_diff"] = {"rc": rc, "seconds": round(secs, 1), "changed": _changed(out)}
     need(rc == 0 and fig["check_diff"]["changed"] == 0, "--check --diff on the converged lab: %s" % fig["check_diff"])
 
-    _stop_host(rack, victim)
+    rackmod.stop_host(rack, victim)
     t0 = time.monotonic()
     rc, secs, out = _playbook(rack)
     stats = _recap(out)

@@ -226,6 +226,44 @@ def up(name: str = "lab", hosts: int = 3, subnet: str = "10.77.0.0/24", bridge: 
     return rack
 
 
+def _container_init(host: Host) -> int:
+    """PID of the container's init (systemd-nspawn's child), 0 if the host is not running."""
+    if not (host.pid and procs.owns(host.pid, Path(host.root))):
+        return 0
+    for task in Path("/proc/%d/task" % host.pid).glob("*/children"):
+        for child in task.read_text().split():
+            return int(child)
+    return 0
+
+
+def _reap_host(host: Host, init: int, timeout: float) -> None:
+    """Wait for a host told to power off; past the timeout SIGKILL its init (which ends the container's PID
+    namespace, so no process keeps its veth on the bridge) and then its systemd-nspawn, both by PID."""
+    deadline = time.monotonic() + timeout
+    while host.pid and procs.alive(host.pid) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    if init and procs.alive(init) and Path("/proc/%d" % init).exists():
+        try:
+            if os.readlink("/proc/%d/root" % init).startswith(host.root):
+                os.kill(init, signal.SIGKILL)
+        except OSError:
+            pass
+    if host.pid and procs.owns(host.pid, Path(host.root)):
+        os.kill(host.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while host.pid and procs.alive(host.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def stop_host(rack: Rack, host: Host, timeout: float = 60) -> None:
+    """Power one host off (SIGTERM to its systemd-nspawn, by the PID the rack recorded)."""
+    if not (host.pid and procs.owns(host.pid, Path(host.root))):
+        raise RackError("host %s is not running under its recorded PID" % host.name)
+    init = _container_init(host)
+    os.kill(host.pid, signal.SIGTERM)
+    _reap_host(host, init, timeout)
+
+
 def destroy(name: str = "lab") -> list[str]:
     """Remove everything the rack created; returns what was removed."""
     done = []
@@ -233,15 +271,12 @@ def destroy(name: str = "lab") -> list[str]:
     if not (state / "rack.json").exists():
         return done
     rack = Rack.load(name)
+    inits = {h.name: _container_init(h) for h in rack.hosts}
     for h in rack.hosts:
         if h.pid and procs.owns(h.pid, Path(h.root)):
             os.kill(h.pid, signal.SIGTERM)  # nspawn powers the container off cleanly
     for h in rack.hosts:
-        deadline = time.monotonic() + 30
-        while h.pid and procs.alive(h.pid) and time.monotonic() < deadline:
-            time.sleep(0.3)
-        if h.pid and procs.owns(h.pid, Path(h.root)):
-            os.kill(h.pid, signal.SIGKILL)
+        _reap_host(h, inits[h.name], timeout=30)
         done.append("host %s" % h.name)
         for loop in h.loops:
             _sh("losetup", "-d", loop, check=False)
