@@ -118,9 +118,9 @@ def reliability(rack: rackmod.Rack) -> dict:
     need(len(fig["one_host_down"]["quorum"]) == len(rack.hosts) - 1, "mon quorum without %s: %s"
          % (victim.name, fig["one_host_down"]["quorum"]))
     probe = "hc-reliability-%d" % time.time_ns()
-    rackmod.ssh(rack, first, "head -c 1048576 /dev/urandom > /tmp/%s && rados -p imaging put %s /tmp/%s && "
-                "rados -p imaging get %s /tmp/%s.back && cmp /tmp/%s /tmp/%s.back && rados -p imaging rm %s"
-                % ((probe,) * 9), timeout=120)
+    rackmod.ssh(rack, first, "head -c 1048576 /dev/urandom > /tmp/{p} && rados -p imaging put {p} /tmp/{p} && "
+                "rados -p imaging get {p} /tmp/{p}.back && cmp /tmp/{p} /tmp/{p}.back && rados -p imaging rm {p} && "
+                "rm -f /tmp/{p} /tmp/{p}.back".format(p=probe), timeout=120)
     fig["one_host_down"]["ceph_serves_data"] = True  # rados put/get/cmp of 1 MiB above (raises otherwise)
 
     _boot_host(rack, victim)

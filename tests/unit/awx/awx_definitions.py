@@ -181,7 +181,7 @@ def code_files(playbook: str) -> list[Path]:
     """The playbook files and the task/handler/vars/template files of every role they use."""
     usage = playbook_usage(REPO / playbook)
     files = list(usage.playbooks)
-    for name in sorted({n for n, _ in usage.roles}):
+    for name in sorted({role[0] for role in usage.roles}):
         rdir = role_dir(name)
         for sub in ("tasks", "handlers", "vars", "templates"):
             files += sorted(p for p in (rdir / sub).rglob("*") if p.is_file())
