@@ -386,9 +386,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=64, help="512x512 8-bit images in the set")
     parser.add_argument("--large", type=int, default=16, help="2048x2048 16-bit images in the set")
-    parser.add_argument("--passes", type=int, default=7,
+    parser.add_argument("--passes", type=int, default=8,
                         help="times each variant processes the set (read-grey-Canny work)")
-    parser.add_argument("--passes-full", type=int, default=2, help="the same for the full default pipeline")
+    parser.add_argument("--passes-full", type=int, default=3, help="the same for the full default pipeline")
     parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (median and spread reported)")
     parser.add_argument("--settle", type=float, default=20.0,
                         help="before each round wait up to N s for the other tenants to use < --quiet cores")
