@@ -10,10 +10,12 @@ window covers seconds of work and the worker sees distinct jobs every time), mea
       (a1) the same program with cv2.setNumThreads(1) in the children: an extra column ("the note
       with one obvious tuning"), reported beside (a), never combined with it;
   (b) this worker (spool source: claims by rename, flock, outputs via tmp/ + rename, sidecar with
-      checksums, acknowledgement; process pool of 1 and of N = cores processes, the default batch),
-      on the same work as (a) ("edges" pipeline: read, grey, canny, write) and on the full default
-      pipeline; timed from the warm pool to the acknowledgement of the last job (a service's steady
-      state; the pool's start-up and shutdown are printed separately);
+      checksums, acknowledgement; the default batch) with N = cores pool processes, with 1 pool
+      process and N cores free, and with 1 pool process on 1 core (controller, threads and pool
+      pinned to one CPU, which rotates with the round: the denominator of the 1 -> N core
+      scaling), on the same work as (a) ("edges" pipeline: read, grey, canny, write) and on the
+      full default pipeline; timed from the warm pool to the acknowledgement of the last job (a
+      service's steady state; the pool's start-up and shutdown are printed separately);
   (c) the bound: the same decode + pipeline + encode (pipeline.run on the file's bytes) in a plain
       loop in one process, no queue, no claims, no sidecars, x cores;
   (c') a diagnostic, not the bound: the plain loop of (c) in N processes at once, each on 1/N of
@@ -176,9 +178,21 @@ def _proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / HZ  # utime + stime
 
 
-def run_worker(work, root, pipe, processes):
+def run_worker(work, root, pipe, processes, cpus=None):
     """(steady-state images/s, steady window s, s of pool start-up + shutdown, CPU s of the controller
-    and pool in steady state). A fresh spool; the work's files dropped into its inbox/."""
+    and pool in steady state). A fresh spool; the work's files dropped into its inbox/. ``cpus``: run
+    the whole worker (controller, its threads, the pool processes) on these CPUs only."""
+    if cpus is None:
+        return _run_worker(work, root, pipe, processes)
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)  # this thread: the threads and processes it starts inherit it
+    try:
+        return _run_worker(work, root, pipe, processes)
+    finally:
+        os.sched_setaffinity(0, allowed)
+
+
+def _run_worker(work, root, pipe, processes):
     spool_dir = root / ("spool-%s-%d" % (pipe.name, processes))
     spool = SpoolSource(str(spool_dir))
     for path in work:
@@ -269,13 +283,14 @@ def pure_opencv(loaded, pipe, cores, passes):
     return len(loaded) * passes / wall * cores, wall
 
 
-def _tasks(works, root, loaded, cores, passes):
+def _tasks(works, root, loaded, cores, passes, one_cpu):
     outdir = root / "note-out"
     tasks = [("a_note", lambda: design_note(works["edges"], str(outdir))),
              ("a_note_1thread", lambda: design_note(works["edges"], str(outdir), 1))]
     for key, pipe in PIPES.items():
         work = works[key]
         tasks += [("b_%s_1" % key, lambda p=pipe, w=work: run_worker(w, root, p, 1)),
+                  ("b_%s_1core" % key, lambda p=pipe, w=work: run_worker(w, root, p, 1, {one_cpu})),
                   ("b_%s_n" % key, lambda p=pipe, w=work: run_worker(w, root, p, cores)),
                   ("c_%s" % key, lambda p=pipe, w=work: bound(w, p, cores)),
                   ("c2_%s" % key, lambda p=pipe, w=work: parallel_loop(w, p, cores)),
@@ -287,7 +302,9 @@ def one_round(index, works, root, loaded, cores, passes, settle_args=(0.5, 0.0))
     """Every variant once, in an order that rotates with the round (the load drifts over time)."""
     outdir = root / "note-out"
     fig = {"loadavg": os.getloadavg()[0], "busy_before": settle(*settle_args)}
-    tasks = _tasks(works, root, loaded, cores, passes)
+    allowed = sorted(os.sched_getaffinity(0))
+    fig["one_core_cpu"] = allowed[index % len(allowed)]  # the CPU of the 1-core worker: rotates too
+    tasks = _tasks(works, root, loaded, cores, passes, fig["one_core_cpu"])
     shift = index % len(tasks)
     order = tasks[shift:] + tasks[:shift]
     if index % 2:
@@ -310,7 +327,8 @@ def one_round(index, works, root, loaded, cores, passes, settle_args=(0.5, 0.0))
     for key in PIPES:
         fig["r_b_over_c_%s" % key] = fig["b_%s_n" % key] / fig["c_%s" % key]
         fig["r_b_over_c2_%s" % key] = fig["b_%s_n" % key] / fig["c2_%s" % key]
-        fig["r_scaling_%s" % key] = fig["b_%s_n" % key] / fig["b_%s_1" % key]
+        fig["r_scaling_%s" % key] = fig["b_%s_n" % key] / fig["b_%s_1core" % key]
+        fig["r_scaling_proc_%s" % key] = fig["b_%s_n" % key] / fig["b_%s_1" % key]
         fig["r_b1_over_c1_%s" % key] = fig["b_%s_1" % key] / (fig["c_%s" % key] / cores)
     fig["r_b_over_a_edges"] = fig["b_edges_n"] / fig["a_note"]
     fig["r_b_over_a1_edges"] = fig["b_edges_n"] / fig["a_note_1thread"]
@@ -322,7 +340,7 @@ def one_round(index, works, root, loaded, cores, passes, settle_args=(0.5, 0.0))
 def summarise(rounds):
     """key -> (median, min, max) over the rounds (ratios: of the per-round ratios)."""
     return {k: (statistics.median(r[k] for r in rounds), min(r[k] for r in rounds), max(r[k] for r in rounds))
-            for k in rounds[0]}
+            for k in rounds[0] if k != "one_core_cpu"}
 
 
 def _fmt(stat, scale=1.0, fmt="%.1f"):
@@ -351,7 +369,10 @@ def report(args, cores, rounds, summ, load_start, load_end):
     for key, label in (("edges", "same work as (a): read, grey, Canny, write"), ("default", "full default pipeline")):
         print("  -- %s" % label)
         print(row % ("(b) worker, %d processes" % cores, _fmt(summ["b_%s_n" % key]), summ["b_%s_n_s" % key][0]))
-        print(row % ("(b) worker, 1 process", _fmt(summ["b_%s_1" % key]), summ["b_%s_1_s" % key][0]))
+        print(row % ("(b) worker, 1 process on 1 core (all pinned to one CPU)", _fmt(summ["b_%s_1core" % key]),
+                     summ["b_%s_1core_s" % key][0]))
+        print(row % ("(b) worker, 1 pool process, %d cores free" % cores, _fmt(summ["b_%s_1" % key]),
+                     summ["b_%s_1_s" % key][0]))
         print(row % ("(c) bound: plain loop in 1 process x %d" % cores, _fmt(summ["c_%s" % key]),
                      summ["c_%s_s" % key][0]))
         print(row % ("(c') plain loop in %d processes at once (diagnostic)" % cores, _fmt(summ["c2_%s" % key]),
@@ -360,9 +381,9 @@ def report(args, cores, rounds, summ, load_start, load_end):
                      summ["d_%s_s" % key][0]))
         print("      pool start-up + shutdown (not in (b)): %.2f s (1 process), %.2f s (%d)"
               % (summ["b_%s_1_startstop_s" % key][0], summ["b_%s_n_startstop_s" % key][0], cores))
-        cpu = {v: summ["%s_cpu_ms" % v][0] for v in ("b_%s_n" % key, "b_%s_1" % key, "c_%s" % key)}
-        print("      CPU ms per image (median): (b) %d processes %.1f, (b) 1 process %.1f, (c) %.1f%s"
-              % (cores, cpu["b_%s_n" % key], cpu["b_%s_1" % key], cpu["c_%s" % key],
+        cpu = {v: summ["%s_cpu_ms" % v][0] for v in ("b_%s_n" % key, "b_%s_1" % key, "b_%s_1core" % key, "c_%s" % key)}
+        print("      CPU ms per image (median): (b) %d processes %.1f, (b) 1 process %.1f (on 1 core %.1f), (c) %.1f%s"
+              % (cores, cpu["b_%s_n" % key], cpu["b_%s_1" % key], cpu["b_%s_1core" % key], cpu["c_%s" % key],
                  ", (a) %.1f, (a1) %.1f" % (summ["a_note_cpu_ms"][0], summ["a_note_1thread_cpu_ms"][0])
                  if key == "edges" else ""))
         print("      CPU efficiency (CPU per image of (c) / of (b)): %.0f %% (%d processes), %.0f %% (1 process)"
@@ -377,8 +398,9 @@ def report(args, cores, rounds, summ, load_start, load_end):
                   % (_fmt(summ["r_b_over_a1_edges"], fmt="%.2f"), _fmt(summ["r_c_over_a1_edges"], fmt="%.2f")))
         print("        b/c  %s %%   (target >= 85 %%)" % _fmt(summ["r_b_over_c_%s" % key], 100, "%.0f"))
         print("        b/c' %s %%   (diagnostic)" % _fmt(summ["r_b_over_c2_%s" % key], 100, "%.0f"))
-        print("        scaling 1 -> %d processes %s x   (b 1 process / (c / %d): %s %%)"
-              % (cores, _fmt(summ["r_scaling_%s" % key], fmt="%.2f"), cores,
+        print("        scaling 1 -> %d cores %s x   (target: near %d)" % (cores, _fmt(summ["r_scaling_%s" % key], fmt="%.2f"), cores))
+        print("        scaling 1 -> %d pool processes, %d cores free in both %s x   (b 1 process / (c / %d): %s %%)"
+              % (cores, cores, _fmt(summ["r_scaling_proc_%s" % key], fmt="%.2f"), cores,
                  _fmt(summ["r_b1_over_c1_%s" % key], 100, "%.0f")))
 
 
@@ -412,10 +434,11 @@ def main():
             rounds.append(one_round(index, works, root, loaded, cores, passes, (args.quiet, args.settle)))
             fig = rounds[-1]
             print("  round %d (%.0f s): others %.2f cores before, %.2f during, load %.1f | edges: a %.1f  a1 %.1f  "
-                  "b1 %.1f  b %.1f  c %.1f  c' %.1f | full: b %.1f  c %.1f"
+                  "b1core %.1f  b1 %.1f  b %.1f  c %.1f  c' %.1f  b/a %.2f  b/c %.0f %%  scaling %.2f | full: b %.1f  c %.1f  b/c %.0f %%"
                   % (index + 1, fig["round_s"], fig["busy_before"], fig["busy_during"], fig["loadavg"], fig["a_note"],
-                     fig["a_note_1thread"], fig["b_edges_1"], fig["b_edges_n"], fig["c_edges"], fig["c2_edges"],
-                     fig["b_default_n"], fig["c_default"]), flush=True)
+                     fig["a_note_1thread"], fig["b_edges_1core"], fig["b_edges_1"], fig["b_edges_n"], fig["c_edges"], fig["c2_edges"],
+                     fig["r_b_over_a_edges"], 100 * fig["r_b_over_c_edges"], fig["r_scaling_edges"],
+                     fig["b_default_n"], fig["c_default"], 100 * fig["r_b_over_c_default"]), flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     load_end = " ".join("%.2f" % v for v in os.getloadavg())
