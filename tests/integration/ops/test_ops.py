@@ -294,9 +294,9 @@ def test_maintenance_cold_and_left_in_maintenance(ops):
     host = _busiest(ops)
     before = _steady(ops)
     leaving = sorted(vm for vm, h in before.items() if h == host)
-    job = run_job(ops, "maintenance.yml", {"host_maintenance_host": host, "host_maintenance_migration": "cold",
-                                          "host_maintenance_return": False, "host_maintenance_shutdown_timeout": 5},
-                  name="maintenance-cold")
+    cold = {"host_maintenance_host": host, "host_maintenance_migration": "cold",
+            "host_maintenance_return": False, "host_maintenance_shutdown_timeout": 5}
+    job = run_job(ops, "maintenance.yml", cold, name="maintenance-cold")
     FIGURES["maintenance_cold_s"] = round(job.seconds)
     assert_ok(job)
     report = job.artifacts()["host_maintenance"]
