@@ -41,7 +41,8 @@ def _playbook(rack: rackmod.Rack, *extra: str) -> tuple[int, float, str]:
     recap = proc.stdout[proc.stdout.rfind("PLAY RECAP"):] if "PLAY RECAP" in proc.stdout else proc.stdout[-3000:]
     print(recap.strip(), file=sys.stderr)
     print("site.yml: rc=%d in %.0f s (log %s)" % (proc.returncode, secs, log), file=sys.stderr)
-    return proc.returncode, secs, proc.stdout
+    # both streams: where failures go (stdout or stderr) depends on the callback settings in the environment
+    return proc.returncode, secs, proc.stdout + "\n" + proc.stderr
 
 
 def _changed(recap: str) -> int:
