@@ -22,7 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-from . import procs
 from . import rack as rackmod
 from .ansible_run import REPO, ansible_env
 
@@ -59,18 +58,6 @@ def _recap(out: str) -> dict[str, dict[str, int]]:
         elif stats:
             break  # the recap ends at its first non-host line (profile_tasks' TASKS RECAP follows)
     return stats
-
-
-def _boot_host(rack: rackmod.Rack, host: rackmod.Host) -> None:
-    """Boot a stopped host again from its own root (its data and OSD loop device kept)."""
-    state = Path(rack.state_dir)
-    log = open(state / ("%s.console.log" % host.name), "ab")  # pylint: disable=consider-using-with
-    host.pid = procs.spawn(state, host.name, [
-        "systemd-nspawn", "-D", host.root, "-M", host.name, "--register=no", "--keep-unit",
-        "--network-bridge=%s" % rack.bridge, "--capability=all", "--property=DeviceAllow=char-* rwm",
-        *["--bind=%s" % loop for loop in host.loops], "-b"], log)
-    rack.save()
-    rackmod._wait_ssh(rack, host)  # pylint: disable=protected-access
 
 
 def _ceph(rack: rackmod.Rack, host: rackmod.Host, args: str) -> dict:
@@ -124,7 +111,7 @@ def reliability(rack: rackmod.Rack) -> dict:
                 "rm -f /tmp/{p} /tmp/{p}.back".format(p=probe), timeout=120)
     fig["one_host_down"]["ceph_serves_data"] = True  # rados put/get/cmp of 1 MiB above (raises otherwise)
 
-    _boot_host(rack, victim)
+    rackmod.boot_host(rack, victim)
     rc, secs, out = _playbook(rack)
     fig["host_back"] = {"rc": rc, "seconds": round(secs, 1), "changed": _changed(out)}
     need(rc == 0, "site.yml after %s came back: rc=%d" % (victim.name, rc))

@@ -206,24 +206,33 @@ def up(name: str = "lab", hosts: int = 3, subnet: str = "10.77.0.0/24", bridge: 
     (state / "pids").mkdir(exist_ok=True)
     for h in hl:
         _prepare_root(base, h, rack, net.prefixlen)
-        binds = []
         if osd_gib:
             img_file = state / ("%s-osd.img" % h.name)
             _sh("truncate", "-s", "%dG" % osd_gib, str(img_file))
-            loop = _sh("losetup", "--find", "--show", str(img_file)).stdout.strip()
-            h.loops.append(loop)
-            binds += ["--bind=%s" % loop]
+            h.loops.append(_sh("losetup", "--find", "--show", str(img_file)).stdout.strip())
         rack.save()
-        log = open(state / ("%s.console.log" % h.name), "ab")  # pylint: disable=consider-using-with
-        h.pid = procs.spawn(state, h.name, [
-            "systemd-nspawn", "-D", h.root, "-M", h.name, "--register=no", "--keep-unit",
-            "--network-bridge=%s" % bridge, "--capability=all", "--property=DeviceAllow=char-* rwm",
-            *binds, "-b"], log)
-        rack.save()
+        _spawn(rack, h)
     for h in hl:
         _wait_ssh(rack, h)
     (state / "inventory.ini").write_text(rack.inventory())
     return rack
+
+
+def _spawn(rack: Rack, host: Host) -> None:
+    """Boot a host from its own root with systemd-nspawn on the rack's bridge (its loop devices bound in)."""
+    state = Path(rack.state_dir)
+    log = open(state / ("%s.console.log" % host.name), "ab")  # pylint: disable=consider-using-with
+    host.pid = procs.spawn(state, host.name, [
+        "systemd-nspawn", "-D", host.root, "-M", host.name, "--register=no", "--keep-unit",
+        "--network-bridge=%s" % rack.bridge, "--capability=all", "--property=DeviceAllow=char-* rwm",
+        *["--bind=%s" % loop for loop in host.loops], "-b"], log)
+    rack.save()
+
+
+def boot_host(rack: Rack, host: Host) -> None:
+    """Boot a stopped host again (its root, data and OSD loop devices kept) and wait for SSH."""
+    _spawn(rack, host)
+    _wait_ssh(rack, host)
 
 
 def _container_init(host: Host) -> int:
@@ -305,19 +314,12 @@ def add_host(name: str, osd_gib: int = 0) -> Host:
     rack.hosts.append(h)
     rack.save()
     _prepare_root(base, h, rack, net.prefixlen)
-    binds = []
     if osd_gib:
         img_file = state / ("%s-osd.img" % h.name)
         _sh("truncate", "-s", "%dG" % osd_gib, str(img_file))
         h.loops.append(_sh("losetup", "--find", "--show", str(img_file)).stdout.strip())
-        binds.append("--bind=%s" % h.loops[-1])
     rack.save()
-    log = open(state / ("%s.console.log" % h.name), "ab")  # pylint: disable=consider-using-with
-    h.pid = procs.spawn(state, h.name, [
-        "systemd-nspawn", "-D", h.root, "-M", h.name, "--register=no", "--keep-unit",
-        "--network-bridge=%s" % rack.bridge, "--capability=all", "--property=DeviceAllow=char-* rwm",
-        *binds, "-b"], log)
-    rack.save()
+    _spawn(rack, h)
     _wait_ssh(rack, h)
     (state / "inventory.ini").write_text(rack.inventory())
     return h
