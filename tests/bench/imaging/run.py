@@ -1,7 +1,9 @@
 """Imaging worker benchmark (figures and ratios, never gating).
 
-One synthetic image set (512x512 8-bit and 2048x2048 16-bit PNG phantoms), processed several times
-over by every variant (``--passes``: each pass is the whole set under new names, so every timed
+One synthetic image set (512x512 8-bit and 2048x2048 16-bit phantoms), stored as PNG and/or as
+uncompressed TIFF (``--format png|tiff|both``: the same images; each set is measured and reported
+separately, its rounds interleaved with the other set's), processed several times over by every
+variant (``--passes``: each pass is the whole set under new names, so every timed
 window covers seconds of work and the worker sees distinct jobs every time), measured in one run:
   (a) the design note's program as the issue describes it: multiprocessing.Pool(4).map over the
       paths, imread -> grey -> Canny(100, 200) in the children, the edge arrays pickled back, the
@@ -38,8 +40,8 @@ each other) and then the median taken. Before each round the benchmark waits (--
 other tenants to use less than --quiet cores, and it prints the load average and how many cores
 the other tenants used before and during each round (machine busy time minus the benchmark's own
 CPU time, from /proc/stat and getrusage).
-Usage: run.py [--small N] [--large N] [--passes N] [--passes-full N] [--repeat N] [--settle S]
-              [--quiet CORES] [--workdir DIR] [--json FILE]
+Usage: run.py [--format png|tiff|both] [--small N] [--large N] [--passes N] [--passes-full N]
+              [--repeat N] [--settle S] [--quiet CORES] [--workdir DIR] [--json FILE]
 """
 
 import argparse
@@ -130,15 +132,31 @@ def opencv_only(pipe, img, decoded):
     return state
 
 
-def make_set(root, small, large):
+def tiff_bytes(img):
+    """Encode as uncompressed TIFF (8- or 16-bit grey, as medical images are mostly stored)."""
+    ok, buf = cv2.imencode(".tiff", img, [cv2.IMWRITE_TIFF_COMPRESSION, 1])  # 1: no compression
+    if not ok:
+        raise ValueError("TIFF encoding failed")
+    return buf.tobytes()
+
+
+ENCODERS = {"png": png_bytes, "tiff": tiff_bytes}
+FORMAT_NAMES = {"png": "PNG", "tiff": "uncompressed TIFF"}
+
+
+def make_set(root, small, large, fmt="png"):
+    """The phantoms (the same images in every format), checked to decode to themselves (bit depth)."""
+    root.mkdir(parents=True, exist_ok=True)
     paths = []
-    for i in range(small):
-        path = root / ("s%03d.png" % i)
-        path.write_bytes(png_bytes(phantom(512, 8, seed=i, noise=0.03)))
-        paths.append(str(path))
-    for i in range(large):
-        path = root / ("l%03d.png" % i)
-        path.write_bytes(png_bytes(phantom(2048, 16, seed=1000 + i, noise=0.03)))
+    specs = [("s%03d" % i, 512, 8, i) for i in range(small)] + [("l%03d" % i, 2048, 16, 1000 + i) for i in range(large)]
+    for name, size, bits, seed in specs:
+        img = phantom(size, bits, seed=seed, noise=0.03)
+        path = root / ("%s.%s" % (name, fmt))
+        path.write_bytes(ENCODERS[fmt](img))
+        back = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        dec = decode(path.read_bytes(), str(path))
+        assert back.dtype == img.dtype and (back == img).all(), path
+        assert dec.image.dtype == img.dtype and (dec.image == img).all(), path
         paths.append(str(path))
     return paths
 
@@ -353,12 +371,12 @@ def _fmt(stat, scale=1.0, fmt="%.1f"):
     return ("%s [%s - %s]" % (fmt, fmt, fmt)) % (med, low, high)
 
 
-def report(args, cores, rounds, summ, load_start, load_end):
+def report(args, cores, rounds, summ, load_start, load_end, fmt="png"):
     n_set = args.small + args.large
-    print("imaging worker benchmark: set of %d images (%d x 512x512 8-bit, %d x 2048x2048 16-bit PNG), "
+    print("imaging worker benchmark: set of %d images (%d x 512x512 8-bit, %d x 2048x2048 16-bit %s), "
           "%d passes (%d images) per variant for read-grey-Canny, %d passes (%d images) for the full "
           "pipeline; %d cores, %d interleaved rounds"
-          % (n_set, args.small, args.large, args.passes, n_set * args.passes, args.passes_full,
+          % (n_set, args.small, args.large, FORMAT_NAMES[fmt], args.passes, n_set * args.passes, args.passes_full,
              n_set * args.passes_full, cores, len(rounds)))
     print("  load average (1/5/15 min) at start %s, at end %s; 1-min load before each round: %s"
           % (load_start, load_end, " ".join("%.1f" % r["loadavg"] for r in rounds)))
@@ -415,6 +433,9 @@ def report(args, cores, rounds, summ, load_start, load_end):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--format", choices=("png", "tiff", "both"), default="png",
+                        help="image set(s): the phantoms as PNG, as uncompressed TIFF, or both (each reported "
+                             "separately; both: ~1.5x the run time)")
     parser.add_argument("--small", type=int, default=64, help="512x512 8-bit images in the set")
     parser.add_argument("--large", type=int, default=16, help="2048x2048 16-bit images in the set")
     parser.add_argument("--passes", type=int, default=8,
@@ -434,32 +455,46 @@ def main():
     load_start = " ".join("%.2f" % v for v in os.getloadavg())
     root = pathlib.Path(tempfile.mkdtemp(prefix="imaging-bench-", dir=args.workdir))
     passes = {"edges": args.passes, "default": args.passes_full}
+    formats = ("png", "tiff") if args.format == "both" else (args.format,)
+    print("settings: --format %s --small %d --large %d --passes %d --passes-full %d --repeat %d --settle %g "
+          "--quiet %g; %d cores" % (args.format, args.small, args.large, args.passes, args.passes_full,
+                                    args.repeat, args.settle, args.quiet, cores), flush=True)
+    sets, rounds = {}, {fmt: [] for fmt in formats}
     try:
-        paths = make_set(root, args.small, args.large)
-        works = {key: work_list(root, paths, count) for key, count in passes.items()}
-        loaded = [decode(pathlib.Path(p).read_bytes(), p) for p in paths]
-        rounds = []
+        for fmt in formats:
+            paths = make_set(root / fmt, args.small, args.large, fmt)
+            sets[fmt] = ({key: work_list(root / fmt, paths, count) for key, count in passes.items()},
+                         [decode(pathlib.Path(p).read_bytes(), p) for p in paths])
         for index in range(args.repeat):
-            rounds.append(one_round(index, works, root, loaded, cores, passes, (args.quiet, args.settle)))
-            fig = rounds[-1]
-            print("  round %d (%.0f s): others %.2f cores before, %.2f during, load %.1f | edges: a %.1f  a1 %.1f  "
-                  "b1core %.1f  b1 %.1f  b %.1f  c %.1f  c' %.1f  b/a %.2f  b/c %.0f %%  scaling %.2f | full: b %.1f  c %.1f  b/c %.0f %%"
-                  % (index + 1, fig["round_s"], fig["busy_before"], fig["busy_during"], fig["loadavg"], fig["a_note"],
-                     fig["a_note_1thread"], fig["b_edges_1core"], fig["b_edges_1"], fig["b_edges_n"], fig["c_edges"], fig["c2_edges"],
-                     fig["r_b_over_a_edges"], 100 * fig["r_b_over_c_edges"], fig["r_scaling_edges"],
-                     fig["b_default_n"], fig["c_default"], 100 * fig["r_b_over_c_default"]), flush=True)
+            # the sets' rounds interleaved, in an order that alternates (the load drifts over time)
+            for fmt in (formats if index % 2 == 0 else formats[::-1]):
+                works, loaded = sets[fmt]
+                rounds[fmt].append(one_round(index, works, root / fmt, loaded, cores, passes, (args.quiet, args.settle)))
+                fig = rounds[fmt][-1]
+                print("  %-4s round %d (%.0f s): others %.2f cores before, %.2f during, load %.1f | edges: a %.1f  a1 %.1f  "
+                      "b1core %.1f  b1 %.1f  b %.1f  c %.1f  c' %.1f  b/a %.2f  b/c %.0f %%  scaling %.2f | full: b %.1f  "
+                      "c %.1f  b/c %.0f %%"
+                      % (fmt, index + 1, fig["round_s"], fig["busy_before"], fig["busy_during"], fig["loadavg"],
+                         fig["a_note"], fig["a_note_1thread"], fig["b_edges_1core"], fig["b_edges_1"], fig["b_edges_n"],
+                         fig["c_edges"], fig["c2_edges"], fig["r_b_over_a_edges"], 100 * fig["r_b_over_c_edges"],
+                         fig["r_scaling_edges"], fig["b_default_n"], fig["c_default"], 100 * fig["r_b_over_c_default"]),
+                      flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     load_end = " ".join("%.2f" % v for v in os.getloadavg())
-    summ = summarise(rounds)
-    report(args, cores, rounds, summ, load_start, load_end)
+    summaries = {fmt: summarise(rounds[fmt]) for fmt in formats}
+    for fmt in formats:
+        print("\n=== image set: %s ===" % FORMAT_NAMES[fmt])
+        report(args, cores, rounds[fmt], summaries[fmt], load_start, load_end, fmt)
     print("  allocator: %s for every variant" % ("glibc mallopt as in the worker's pool processes" if tuned
                                                  else "defaults (mallopt not available)"))
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(
             {"cores": cores, "small_512_8bit": args.small, "large_2048_16bit": args.large, "passes": passes,
-             "load_start": load_start, "load_end": load_end, "rounds": rounds,
-             "summary": {k: {"median": v[0], "min": v[1], "max": v[2]} for k, v in summ.items()}},
+             "load_start": load_start, "load_end": load_end, "formats": list(formats),
+             "sets": {fmt: {"rounds": rounds[fmt],
+                            "summary": {k: {"median": v[0], "min": v[1], "max": v[2]}
+                                        for k, v in summaries[fmt].items()}} for fmt in formats}},
             indent=1, sort_keys=True))
     return 0
 
