@@ -206,12 +206,7 @@ def up(name: str = "lab", hosts: int = 3, subnet: str = "10.77.0.0/24", bridge: 
     (state / "pids").mkdir(exist_ok=True)
     for h in hl:
         _prepare_root(base, h, rack, net.prefixlen)
-        if osd_gib:
-            img_file = state / ("%s-osd.img" % h.name)
-            _sh("truncate", "-s", "%dG" % osd_gib, str(img_file))
-            h.loops.append(_sh("losetup", "--find", "--show", str(img_file)).stdout.strip())
-        rack.save()
-        _spawn(rack, h)
+        _create_host(rack, h, osd_gib)
     for h in hl:
         _wait_ssh(rack, h)
     (state / "inventory.ini").write_text(rack.inventory())
@@ -227,6 +222,16 @@ def _spawn(rack: Rack, host: Host) -> None:
         "--network-bridge=%s" % rack.bridge, "--capability=all", "--property=DeviceAllow=char-* rwm",
         *["--bind=%s" % loop for loop in host.loops], "-b"], log)
     rack.save()
+
+
+def _create_host(rack: Rack, host: Host, osd_gib: int) -> None:
+    """Give a prepared host its OSD disk (a sparse file on a loop device) if asked, then boot it."""
+    if osd_gib:
+        img_file = Path(rack.state_dir) / ("%s-osd.img" % host.name)
+        _sh("truncate", "-s", "%dG" % osd_gib, str(img_file))
+        host.loops.append(_sh("losetup", "--find", "--show", str(img_file)).stdout.strip())
+    rack.save()
+    _spawn(rack, host)
 
 
 def boot_host(rack: Rack, host: Host) -> None:
@@ -314,12 +319,7 @@ def add_host(name: str, osd_gib: int = 0) -> Host:
     rack.hosts.append(h)
     rack.save()
     _prepare_root(base, h, rack, net.prefixlen)
-    if osd_gib:
-        img_file = state / ("%s-osd.img" % h.name)
-        _sh("truncate", "-s", "%dG" % osd_gib, str(img_file))
-        h.loops.append(_sh("losetup", "--find", "--show", str(img_file)).stdout.strip())
-    rack.save()
-    _spawn(rack, h)
+    _create_host(rack, h, osd_gib)
     _wait_ssh(rack, h)
     (state / "inventory.ini").write_text(rack.inventory())
     return h
