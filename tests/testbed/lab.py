@@ -180,8 +180,9 @@ def main(argv: list[str]) -> int:
             summary(rackmod.Rack.load(NAME))
             return 0
         if a.action == "reliability":
-            fig = reliability(rackmod.Rack.load(NAME))
-            (Path(rackmod.Rack.load(NAME).state_dir) / "reliability.json").write_text(json.dumps(fig, indent=2))
+            rack = rackmod.Rack.load(NAME)
+            fig = reliability(rack)
+            (Path(rack.state_dir) / "reliability.json").write_text(json.dumps(fig, indent=2))
             print(json.dumps(fig, indent=2))
             return 0
         t0 = time.monotonic()
