@@ -1,6 +1,6 @@
 """Helpers for the imaging worker integration tests: run its CLI, read its logs, check outputs."""
 
-import hashlib
+import blake3
 import json
 import os
 import pathlib
@@ -32,8 +32,9 @@ def json_lines(text):
 
 def check_sidecar(sidecar: dict, source: bytes, outputs: dict):
     """A valid output set: the sidecar names the source checksum and every output's checksum."""
-    assert sidecar["source"]["sha256"] == hashlib.sha256(source).hexdigest()
+    assert sidecar["checksum"] == "blake3"
+    assert sidecar["source"]["blake3"] == blake3.blake3(source).hexdigest()
     assert len(sidecar["pipeline"]["hash"]) == 64
     assert set(sidecar["outputs"]) == set(outputs)
     for kind, blob in outputs.items():
-        assert sidecar["outputs"][kind]["sha256"] == hashlib.sha256(blob).hexdigest(), kind
+        assert sidecar["outputs"][kind]["blake3"] == blake3.blake3(blob).hexdigest(), kind

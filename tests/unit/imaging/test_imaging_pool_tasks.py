@@ -9,11 +9,13 @@ import subprocess
 import sys
 import time
 
+import blake3
 import numpy as np
 import pytest
 
 from hospital_imaging import pipeline as P
 from hospital_imaging import worker as W
+from hospital_imaging.errors import SourceError
 from hospital_imaging.sources.spool import SpoolSource, SpoolTaskIO
 from hospital_imaging.synthetic import phantom, png_bytes
 
@@ -44,10 +46,11 @@ def test_batch_returns_after_every_output_is_committed(spool):
         assert "pending" not in res and "t0" not in res
         with open(os.path.join(outbox, job + ".json"), "rb") as handle:
             sidecar = json.loads(handle.read())
-        assert sidecar["source"]["sha256"] == hashlib.sha256(jobs[job]).hexdigest()
+        assert sidecar["checksum"] == "blake3"  # the default
+        assert sidecar["source"]["blake3"] == blake3.blake3(jobs[job]).hexdigest()
         for kind, entry in sidecar["outputs"].items():
             with open(os.path.join(outbox, entry["name"]), "rb") as handle:
-                assert hashlib.sha256(handle.read()).hexdigest() == entry["sha256"], kind
+                assert blake3.blake3(handle.read()).hexdigest() == entry["blake3"], kind
     assert sorted(os.listdir(outbox)) == sorted("%s.%s" % (j, s) for j in ("a.png", "b.png", "c.png")
                                                 for s in ("edges.png", "image.png", "json"))
     assert os.listdir(os.path.join(spool.root, "tmp")) == []  # no partial file left behind
@@ -78,8 +81,32 @@ def test_sidecar_is_one_json_line_with_the_source_checksum(spool):
         body = handle.read()
     assert body.endswith(b"\n") and body.count(b"\n") == 1
     sidecar = json.loads(body)
-    assert sidecar["source"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert sidecar["source"]["blake3"] == blake3.blake3(data).hexdigest()
     assert sidecar["stats"]["input"]["std"] == 0.0 and sidecar["stats"]["image"] == sidecar["stats"]["input"]
+
+
+def test_sha256_checksums_when_chosen_and_a_change_of_algorithm_reprocesses(spool):
+    data = png_bytes(phantom(64, 8, seed=5))
+    spool.submit("s.png", data)
+    claim = spool.claim(1)[0]
+    spec = dict(spool.spec(), checksum="sha256")
+    assert W.process_one(spec, EDGES.to_dict(), claim.job, claim.locator)["skipped"] is False
+    with open(os.path.join(spool.root, "outbox", "s.png.json"), "rb") as handle:
+        sidecar = json.loads(handle.read())
+    assert sidecar["checksum"] == "sha256" and "blake3" not in sidecar["source"]
+    assert sidecar["source"]["sha256"] == hashlib.sha256(data).hexdigest()
+    with open(os.path.join(spool.root, "outbox", sidecar["outputs"]["edges"]["name"]), "rb") as handle:
+        assert hashlib.sha256(handle.read()).hexdigest() == sidecar["outputs"]["edges"]["sha256"]
+    assert W.process_one(spec, EDGES.to_dict(), claim.job, claim.locator)["skipped"] is True
+    # the sidecar has no blake3 digest to compare: processed again (same outputs), never skipped wrongly
+    assert W.process_one(spool.spec(), EDGES.to_dict(), claim.job, claim.locator)["skipped"] is False
+
+
+@pytest.mark.parametrize("algorithm", ["md5", "", "SHA256"])
+def test_an_unknown_checksum_is_refused_before_any_job(spool, algorithm):
+    with pytest.raises(SourceError, match="unknown checksum"):
+        W.Worker(spool, EDGES, processes=1, checksum_algorithm=algorithm)
+    assert spool.depth() == 0 and os.listdir(os.path.join(spool.root, "claimed")) == []
 
 
 def test_no_result_before_its_outputs_are_written_even_on_a_slow_disk(spool, monkeypatch):
@@ -130,3 +157,19 @@ def test_tuned_malloc_reuses_image_buffers_instead_of_faulting_them_in_again():
                                        text=True).stdout) for mode in ("default", "tuned")}
     assert faults["default"] > 20 * 1000  # glibc's defaults: trimmed and faulted in again for each image
     assert faults["tuned"] < 200, faults
+
+
+def test_cli_refuses_an_unknown_checksum_with_a_clear_message(tmp_path):
+    root = tmp_path / "spool"
+    spool = SpoolSource(str(root))
+    spool.submit("x.png", png_bytes(phantom(64, 8, seed=1)))
+    spool.close()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    base = [sys.executable, "-m", "hospital_imaging", "process", "--source", "spool:%s" % root, "--metrics-port", "0"]
+    run = subprocess.run(base + ["--checksum", "md5"], capture_output=True, text=True, env=env, check=False)
+    assert run.returncode == 2 and "invalid choice: 'md5'" in run.stderr
+    config = tmp_path / "worker.yml"
+    config.write_text("checksum: crc32\n")
+    run = subprocess.run(base + ["--config", str(config)], capture_output=True, text=True, env=env, check=False)
+    assert run.returncode == 2 and "unknown checksum 'crc32'" in run.stderr and "Traceback" not in run.stderr
+    assert os.listdir(root / "inbox") == ["x.png"] and os.listdir(root / "outbox") == []  # nothing touched

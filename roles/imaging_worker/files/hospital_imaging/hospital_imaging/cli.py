@@ -24,7 +24,7 @@ from hospital_imaging.sources import open_source
 DEFAULTS = {"source": None, "ceph_conf": "/etc/ceph/ceph.conf", "keyring": None, "client": "client.admin",
             "lease": 30.0, "worker_id": None, "log_level": "info", "pipeline": None, "processes": 0, "batch": 4,
             "metrics_port": None, "metrics_bind": "127.0.0.1", "poll": 1.0, "grace": 30.0, "progress": None,
-            "replace": False, "id": None}
+            "replace": False, "id": None, "checksum": "blake3"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     work.add_argument("--metrics-bind", help="Prometheus endpoint address (default 127.0.0.1)")
     work.add_argument("--poll", type=float, help="seconds between polls of an empty queue")
     work.add_argument("--grace", type=float, help="seconds to finish in-flight jobs after SIGTERM")
+    work.add_argument("--checksum", choices=("blake3", "sha256"),
+                      help="checksum of sources and outputs in the sidecars (default blake3)")
     sub.add_parser("run", parents=[common, work], help="process continuously (service)")
     proc = sub.add_parser("process", parents=[common, work], help="process the queue once, then exit")
     proc.add_argument("--progress", action=argparse.BooleanOptionalAction, help="progress bar on stderr")
@@ -107,8 +109,9 @@ class Progress:
 
 def _work(opts: dict, once: bool) -> int:
     from hospital_imaging.metrics import Metrics  # pylint: disable=import-outside-toplevel
-    from hospital_imaging.worker import Worker  # pylint: disable=import-outside-toplevel
+    from hospital_imaging.worker import Worker, checksum  # pylint: disable=import-outside-toplevel
 
+    checksum(str(opts["checksum"]), b"")  # refuse an unknown checksum before opening anything
     pipe = pipeline_mod.load(opts["pipeline"]) if opts["pipeline"] else pipeline_mod.default()
     source = _source(opts)
     metrics = Metrics()
@@ -117,7 +120,8 @@ def _work(opts: dict, once: bool) -> int:
         bound = metrics.serve(int(port), opts["metrics_bind"])
         event("metrics_listening", bind=opts["metrics_bind"], port=bound)
     worker = Worker(source, pipe, processes=opts["processes"] or None, batch=int(opts["batch"]), metrics=metrics,
-                    poll=float(opts["poll"]), grace=float(opts["grace"]), pipeline_path=opts["pipeline"])
+                    poll=float(opts["poll"]), grace=float(opts["grace"]), pipeline_path=opts["pipeline"],
+                    checksum_algorithm=str(opts["checksum"]))
     worker.install_signal_handlers()
     show = opts["progress"] if opts["progress"] is not None else (once and sys.stderr.isatty())
     progress = Progress(source.depth()) if show else None

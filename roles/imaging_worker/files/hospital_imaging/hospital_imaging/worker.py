@@ -20,6 +20,11 @@ from concurrent.futures.process import BrokenProcessPool
 
 import cv2
 
+try:
+    import blake3 as _blake3
+except ImportError:  # the sha256 checksum still works without it
+    _blake3 = None
+
 from hospital_imaging import __version__
 from hospital_imaging import pipeline as pipeline_mod
 from hospital_imaging.errors import ImagingError, SourceError
@@ -86,16 +91,35 @@ def _child_pipeline(definition: dict) -> pipeline_mod.Pipeline:
     return found
 
 
+# Checksums of sources and outputs in the sidecar. BLAKE3 (default) is a 256-bit cryptographic hash
+# like SHA-256, ~4x faster here in one thread (8 MB: 0.95 ms against 4.1 ms with SHA-NI): SHA-256
+# of an uncompressed 2048x2048 16-bit image was a third of the whole job's CPU time.
+# sha256 stays selectable (``--checksum sha256``) for sites whose audit tools expect it.
+CHECKSUMS = ("blake3", "sha256")
+
+
+def checksum(algorithm: str, data: bytes) -> str:
+    """Hex digest of ``data`` with ``algorithm`` (one of CHECKSUMS)."""
+    if algorithm == "blake3":
+        if _blake3 is None:
+            raise SourceError("checksum blake3 needs the Python package blake3 (or choose sha256)")
+        return _blake3.blake3(data).hexdigest()
+    if algorithm == "sha256":
+        return hashlib.sha256(data).hexdigest()
+    raise SourceError("unknown checksum %r (choose one of %s)" % (algorithm, ", ".join(CHECKSUMS)))
+
+
 def sidecar_for(job: str, data: bytes, pipe: pipeline_mod.Pipeline, result: pipeline_mod.Result,
-                names: dict, worker: str, digest: str | None = None) -> dict:
-    """The JSON sidecar: source checksum (``digest``: sha256 of ``data`` if known), pipeline version
-    and hash, outputs, timings, statistics."""
+                names: dict, worker: str, digest: str | None = None, algorithm: str = "blake3") -> dict:
+    """The JSON sidecar: the checksum algorithm, source checksum (``digest``: of ``data`` if known),
+    pipeline version and hash, outputs with their checksums, timings, statistics."""
     outputs = {}
     for kind, blob in result.outputs.items():
-        outputs[kind] = {"name": names[kind], "sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob),
+        outputs[kind] = {"name": names[kind], algorithm: checksum(algorithm, blob), "bytes": len(blob),
                          "bits": result.info["output_bits"][kind], "format": "png"}
-    return {"schema": 1, "job": job,
-            "source": dict(result.info["source"], sha256=digest or hashlib.sha256(data).hexdigest(), bytes=len(data)),
+    source = dict(result.info["source"], bytes=len(data))
+    source[algorithm] = digest or checksum(algorithm, data)
+    return {"schema": 1, "job": job, "checksum": algorithm, "source": source,
             "pipeline": {"name": pipe.name, "version": pipe.version, "hash": pipe.hash,
                          "package_version": __version__, "steps": result.info["steps"]},
             "window": result.info["window"], "outputs": outputs,
@@ -137,16 +161,17 @@ def process_one(spec: dict, definition: dict, job: str, locator: str, writer=Non
     try:
         pipe = _child_pipeline(definition)
         io = _child_io(spec)
+        algorithm = spec.get("checksum", "blake3")
         data = io.fetch(locator)
-        digest = hashlib.sha256(data).hexdigest()
+        digest = checksum(algorithm, data)
         previous = io.read_sidecar(job)
-        if previous and previous.get("source", {}).get("sha256") == digest \
+        if previous and previous.get("source", {}).get(algorithm) == digest \
                 and previous.get("pipeline", {}).get("hash") == pipe.hash:
             out.update(status="ok", skipped=True)  # duplicate delivery: outputs already committed
         else:
             result = pipeline_mod.run(pipe, data, locator)
             names = output_names(job, result.outputs)
-            sidecar = sidecar_for(job, data, pipe, result, names, spec.get("worker_id", ""), digest)
+            sidecar = sidecar_for(job, data, pipe, result, names, spec.get("worker_id", ""), digest, algorithm)
             files = {names[k]: v for k, v in result.outputs.items()}
             if writer is None:
                 io.write_outputs(job, files, _sidecar_bytes(sidecar))
@@ -197,7 +222,10 @@ class Worker:
     """Claims jobs from ``source``, runs them in a process pool, acknowledges or fails them."""
 
     def __init__(self, source, pipe: pipeline_mod.Pipeline, processes: int | None = None, batch: int = 4,
-                 metrics=None, poll: float = 1.0, grace: float = 30.0, pipeline_path: str | None = None):
+                 metrics=None, poll: float = 1.0, grace: float = 30.0, pipeline_path: str | None = None,
+                 checksum_algorithm: str = "blake3"):
+        checksum(checksum_algorithm, b"")  # an unknown or unavailable algorithm fails here, not per job
+        self.checksum = checksum_algorithm
         self.source = source
         self.pipeline = pipe
         self.processes = processes or len(os.sched_getaffinity(0))
@@ -247,10 +275,10 @@ class Worker:
 
     def run(self, once: bool = False, progress=None) -> dict:
         """Process until stopped (``once``: until the queue is empty). Returns the counts."""
-        spec = self.source.spec()
+        spec = dict(self.source.spec(), checksum=self.checksum)
         recovered = self.source.recover()
         event("worker_started", worker=spec.get("worker_id"), source=self.source.kind, processes=self.processes,
-              batch=self.batch, pipeline=self.pipeline.hash, recovered=recovered, version=__version__)
+              batch=self.batch, checksum=self.checksum, pipeline=self.pipeline.hash, recovered=recovered, version=__version__)
         self._executor = self._new_executor()
         for fut in [self._executor.submit(warm) for _slot in range(self.processes)]:
             fut.result()
