@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import struct
 import warnings
 from dataclasses import dataclass, field
 
@@ -25,6 +27,26 @@ try:
 except AttributeError:  # older OpenCV builds
     pass
 logging.getLogger("tifffile").setLevel(logging.CRITICAL)
+
+# libvips (pyvips, optional) decodes large PNGs faster than OpenCV: a 2048x2048 16-bit phantom in
+# ~31 ms CPU against ~39 ms (libvips 8.18 of pyvips-binary: libpng 1.6 + zlib-ng), pixel-identical;
+# on small ones it is slower (512x512 8-bit: 2.5 ms against 1.85 ms), hence the size threshold.
+# One libvips thread per process (the pool gives the parallelism); no operation cache.
+os.environ.setdefault("VIPS_CONCURRENCY", "1")
+try:
+    import pyvips
+    pyvips.cache_set_max(0)
+except (ImportError, OSError):  # not installed, or libvips cannot be loaded
+    pyvips = None
+logging.getLogger("pyvips").setLevel(logging.CRITICAL)
+# Below ~2 MiB of decoded samples the per-call overhead of libvips outweighs its faster inflate.
+# Measured (CPU per decode): 1024x1024 16-bit grey 10 % less, 1024x1024 RGB 6-20 % less, 2048x2048
+# 8-bit grey 2 % less; 1024x1024 8-bit grey (1 MiB) 10 % more, 512x512 8-bit 40 % more.
+VIPS_MIN_BYTES = 2 << 20
+# "auto": libvips for the PNGs it is used for (see _vips_png), OpenCV otherwise; any other value
+# (e.g. "opencv") turns libvips off. Read once, at import; tests set the attribute.
+PNG_DECODER = os.environ.get("HOSPITAL_IMAGING_PNG_DECODER", "auto").strip().lower()
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 
 # DICOM attributes that are safe to report (technical, no identity). Everything else stays inside.
 _SAFE_DICOM = ("Modality", "PhotometricInterpretation", "BitsAllocated", "BitsStored",
@@ -88,10 +110,15 @@ def _bits_of(arr: np.ndarray) -> int:
 
 
 def _decode_raster(data: bytes, fmt: str) -> Decoded:
-    buf = np.frombuffer(data, dtype=np.uint8)
-    arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    decoder = "opencv"
+    arr = _vips_png(data) if fmt == "png" else None
+    if arr is not None:
+        decoder = "libvips"
+    else:
+        arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None and fmt == "tiff":
         arr = _tiff_fallback(data)
+        decoder = "tifffile"
     if arr is None:
         raise InputError("corrupt %s: the decoder could not read the data (%d bytes)"
                          % (fmt.upper(), len(data)), "corrupt")
@@ -103,7 +130,49 @@ def _decode_raster(data: bytes, fmt: str) -> Decoded:
         raise InputError("unsupported channel count %d" % arr.shape[2], "unsupported")
     bits = _bits_of(arr)
     return Decoded(image=arr, fmt=fmt, bits=bits,
-                   meta={"format": fmt, "dtype": str(arr.dtype), "channels": 1 if arr.ndim == 2 else arr.shape[2]})
+                   meta={"format": fmt, "dtype": str(arr.dtype), "channels": 1 if arr.ndim == 2 else arr.shape[2],
+                         "decoder": decoder})
+
+
+def _vips_png(data: bytes):
+    """The PNG decoded by libvips as OpenCV would give it, or None: not used for it, or it failed.
+
+    Only for 8/16-bit grey or RGB of at least VIPS_MIN_BYTES decoded, without tRNS (libvips adds an alpha
+    band for it, OpenCV for RGB only: its handling stays the reference) and ending in IEND (libvips
+    stops after the image data: OpenCV rejects a file without IEND). Any libvips error or
+    unexpected result leaves the verdict to OpenCV, so bad files get the same reason either way.
+    """
+    if pyvips is None or PNG_DECODER != "auto" or len(data) < 45 or data[12:16] != b"IHDR" \
+            or data[-12:] != _PNG_IEND:
+        return None
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    if depth not in (8, 16) or colour not in (0, 2) \
+            or width * height * (1 if colour == 0 else 3) * depth // 8 < VIPS_MIN_BYTES \
+            or width * height > 1 << 30 or max(width, height) > 1 << 20:  # OpenCV's limits: it refuses those
+        return None
+    pos = 8
+    while pos + 8 <= len(data):  # chunks before the image data: no tRNS
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        if kind == b"IDAT":
+            break
+        if kind == b"tRNS":
+            return None
+        pos += 12 + length
+    try:
+        # fail_on="warning": a truncated or corrupt file is an error, never a partly filled image
+        # (the default, "none", returns one)
+        img = pyvips.Image.pngload_buffer(data, access="sequential", fail_on="warning")
+        bands, fmt = (1 if colour == 0 else 3), ("uchar" if depth == 8 else "ushort")
+        if (img.width, img.height, img.bands, img.format) != (width, height, bands, fmt):
+            return None
+        # write_to_memory's buffer is writable and C-contiguous: grey is used as it is, no copy
+        arr = np.frombuffer(img.write_to_memory(), dtype=np.uint8 if depth == 8 else np.uint16)
+    except pyvips.Error:
+        return None
+    if bands == 1:
+        return arr.reshape(height, width)
+    # RGB -> BGR (OpenCV's order) into a new array: cvtColor is 2x faster than libvips' img[::-1]
+    return cv2.cvtColor(arr.reshape(height, width, 3), cv2.COLOR_RGB2BGR)
 
 
 def _tiff_fallback(data: bytes):
