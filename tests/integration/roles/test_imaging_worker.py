@@ -38,7 +38,8 @@ PLAY = """
 # generates N synthetic phantoms (8- and 16-bit PNG) with the worker's own generator
 GEN = ("from hospital_imaging import synthetic; import sys\n"
        "for i in range(int(sys.argv[2])):\n"
-       "    img = synthetic.phantom(192, bits=16 if i % 2 else 8, seed=int(sys.argv[3]) + i)\n"
+       "    size = 1024 if i == 0 else 192  # the first one large enough for the libvips PNG path\n"
+       "    img = synthetic.phantom(size, bits=16 if i % 2 == 0 else 8, seed=int(sys.argv[3]) + i)\n"
        "    open('%s/p%d.png' % (sys.argv[1], i), 'wb').write(synthetic.png_bytes(img))\n")
 
 
@@ -150,10 +151,16 @@ def test_converge_spool_service_processes_images(rack, run_playbook):
     done = _sh(rack, "ls %s/done" % SPOOL).stdout.split()
     assert len(done) == n, done
     assert _sh(rack, "find %s/failed %s/inbox -type f | wc -l" % (SPOOL, SPOOL)).stdout.strip() == "0"
+    sidecars = [json.loads(line) for line in _sh(rack, "cat %s/outbox/*.json" % SPOOL).stdout.splitlines()]
+    assert len(sidecars) == n
+    # the large PNG went through libvips inside the sandbox (MemoryDenyWriteExecute, cffi), the rest OpenCV
+    assert sorted(s["source"]["decoder"] for s in sidecars) == ["libvips"] + ["opencv"] * (n - 1)
     sidecar = json.loads(_sh(rack, "cat %s/outbox/%s.json" % (SPOOL, done[0])).stdout)
     assert sidecar["pipeline"]["name"] == "default"
     assert set(sidecar["outputs"]) == {"edges", "image"}, sidecar
-    assert sidecar["source"]["sha256"].startswith(done[0].split(".")[0])
+    digest = _sh(rack, VENV + "/bin/python -c 'import blake3, sys; print(blake3.blake3(open(sys.argv[1], \"rb\").read())"
+                 ".hexdigest())' %s/done/%s" % (SPOOL, done[0])).stdout.strip()
+    assert sidecar["checksum"] == "blake3" and sidecar["source"]["blake3"] == digest
     _sh(rack, "test -s %s/outbox/%s" % (SPOOL, sidecar["outputs"]["edges"]["name"]))
     _wait(lambda: "hospital_imaging_processed_total %d.0" % n in _metrics(
         "http://%s:9108/metrics" % rack.hosts[0].address), 15, "processed_total == %d" % n)
@@ -214,6 +221,14 @@ def test_airgapped_wheelhouse_reinstall(rack, run_playbook):
 
 RADOS = {"imaging_worker_source": "rados", "imaging_worker_rados_pool": "imaging",
          "imaging_worker_ceph_mon_host": "10.77.41.250:6789", "imaging_worker_ceph_key": "AQDtestkeyDoNotLeak0000000000000000000=="}
+
+
+def test_unknown_checksum_is_refused_before_any_change(rack, run_playbook):
+    before = _sh(rack, "cat /etc/hospital-imaging/worker.yml").stdout
+    res = run_playbook(PLAY, inventory=_inv(rack), extra_vars={"imaging_worker_checksum": "md5"})
+    assert res.rc != 0 and res.changed() == 0
+    assert "imaging_worker_checksum" in res.stdout and "blake3, sha256" in res.stdout, res.stdout[-2000:]
+    assert _sh(rack, "cat /etc/hospital-imaging/worker.yml").stdout == before
 
 
 def test_rados_needs_pool_and_key(rack, run_playbook):
