@@ -262,6 +262,7 @@ def bound(work, pipe, cores):
 
 def _parallel_child(pipe, paths, start, conn):
     cv2.setNumThreads(1)
+    tune_malloc()
     P.run(pipe, pathlib.Path(paths[0]).read_bytes(), paths[0])  # warm-up
     conn.send("ready")
     start.wait()
@@ -271,8 +272,9 @@ def _parallel_child(pipe, paths, start, conn):
 
 
 def parallel_loop(work, pipe, cores):
-    """(c'): the plain loop in `cores` processes at once (forked), each on an interleaved share."""
-    ctx = multiprocessing.get_context("fork")
+    """(c'): the plain loop in `cores` processes at once, each on an interleaved share. Spawned, as
+    the worker's pool: libvips (large PNGs) is not usable in a forked child (decode turns it off)."""
+    ctx = multiprocessing.get_context("spawn")
     start = ctx.Event()
     children = []
     for index in range(cores):

@@ -2,6 +2,7 @@
 
 import functools
 import json
+import multiprocessing
 import os
 import struct
 import subprocess
@@ -166,3 +167,27 @@ def test_environment_switch_turns_vips_off():
     env = dict(os.environ, HOSPITAL_IMAGING_PNG_DECODER="OpenCV", PYTHONPATH=os.pathsep.join(sys.path))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["opencv", "opencv"]
+
+
+def _decode_in_child(data, conn):
+    got = D.decode(data)
+    conn.send((got.meta["decoder"], got.image.tobytes() == image("grey16-2048").tobytes()))
+
+
+@needs_vips
+def test_a_forked_child_decodes_with_opencv_instead_of_hanging_in_libvips():
+    data = png_bytes(image("grey16-2048"))
+    assert D.decode(data).meta["decoder"] == "libvips"  # libvips and its thread are up in this process
+    ctx = multiprocessing.get_context("fork")
+    parent_end, child_end = ctx.Pipe()
+    child = ctx.Process(target=_decode_in_child, args=(data, child_end))
+    child.start()
+    try:
+        assert parent_end.poll(60), "the forked child did not answer within 60 s (hung in libvips?)"
+        assert parent_end.recv() == ("opencv", True)
+    finally:
+        child.join(5)
+        if child.is_alive():
+            child.kill()  # by PID, the child this test started
+            child.join()
+    assert D.pyvips is not None and D.decode(data).meta["decoder"] == "libvips"  # the parent keeps it
