@@ -34,7 +34,7 @@ from hospital_imaging.sources import output_names, task_io
 # ----------------------------------------------------------------------------------------------
 # Pool-process side
 
-_CHILD = {"io": None, "spec": None, "pipelines": {}, "writer": None}
+_CHILD = {"io": None, "spec": None, "pipelines": {}, "writer": None, "last": None}
 
 
 def _watch_parent(parent: int) -> None:
@@ -83,11 +83,15 @@ def _child_io(spec: dict):
 
 
 def _child_pipeline(definition: dict) -> pipeline_mod.Pipeline:
+    last = _CHILD.get("last")
+    if last is not None and last[0] is definition:  # the same batch's dict: no need to compare it
+        return last[1]
     key = json.dumps(definition, sort_keys=True)
     found = _CHILD["pipelines"].get(key)
     if found is None:
         found = pipeline_mod.build(definition)
         _CHILD["pipelines"] = {key: found}
+    _CHILD["last"] = (definition, found)  # holds the dict: its id cannot be reused meanwhile
     return found
 
 
@@ -221,7 +225,7 @@ def process_tasks(spec: dict, definition: dict, tasks: list) -> list:
 class Worker:
     """Claims jobs from ``source``, runs them in a process pool, acknowledges or fails them."""
 
-    def __init__(self, source, pipe: pipeline_mod.Pipeline, processes: int | None = None, batch: int = 4,
+    def __init__(self, source, pipe: pipeline_mod.Pipeline, processes: int | None = None, batch: int = 8,
                  metrics=None, poll: float = 1.0, grace: float = 30.0, pipeline_path: str | None = None,
                  checksum_algorithm: str = "blake3"):
         checksum(checksum_algorithm, b"")  # an unknown or unavailable algorithm fails here, not per job
