@@ -22,7 +22,7 @@ from hospital_imaging.logs import event, setup
 from hospital_imaging.sources import open_source
 
 DEFAULTS = {"source": None, "ceph_conf": "/etc/ceph/ceph.conf", "keyring": None, "client": "client.admin",
-            "lease": 30.0, "worker_id": None, "log_level": "info", "pipeline": None, "processes": 0, "batch": 8,
+            "lease": 30.0, "worker_id": None, "log_level": "info", "pipeline": None, "processes": 0, "batch": 4,
             "metrics_port": None, "metrics_bind": "127.0.0.1", "poll": 1.0, "grace": 30.0, "progress": None,
             "replace": False, "id": None, "checksum": "blake3"}
 

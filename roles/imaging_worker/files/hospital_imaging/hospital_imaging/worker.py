@@ -225,7 +225,7 @@ def process_tasks(spec: dict, definition: dict, tasks: list) -> list:
 class Worker:
     """Claims jobs from ``source``, runs them in a process pool, acknowledges or fails them."""
 
-    def __init__(self, source, pipe: pipeline_mod.Pipeline, processes: int | None = None, batch: int = 8,
+    def __init__(self, source, pipe: pipeline_mod.Pipeline, processes: int | None = None, batch: int = 4,
                  metrics=None, poll: float = 1.0, grace: float = 30.0, pipeline_path: str | None = None,
                  checksum_algorithm: str = "blake3"):
         checksum(checksum_algorithm, b"")  # an unknown or unavailable algorithm fails here, not per job
