@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import blake3
 import numpy as np
@@ -173,3 +174,22 @@ def test_cli_refuses_an_unknown_checksum_with_a_clear_message(tmp_path):
     run = subprocess.run(base + ["--config", str(config)], capture_output=True, text=True, env=env, check=False)
     assert run.returncode == 2 and "unknown checksum 'crc32'" in run.stderr and "Traceback" not in run.stderr
     assert os.listdir(root / "inbox") == ["x.png"] and os.listdir(root / "outbox") == []  # nothing touched
+
+
+def test_the_end_of_the_queue_goes_one_job_per_task(spool, monkeypatch):
+    """Whole batches while the queue is full; its last jobs one per task, so no process waits idle
+    while another works through a whole batch (measured 3-9 % of a 640-image run with batch 8)."""
+    sizes = []
+
+    class Recording(ThreadPoolExecutor):  # the pool's tasks, in threads of this process
+        def submit(self, fn, /, *args, **kwargs):
+            if fn is W.process_tasks:
+                sizes.append(len(args[2]))
+            return super().submit(fn, *args, **kwargs)
+    monkeypatch.setattr(W.Worker, "_new_executor", lambda self: Recording(max_workers=self.processes))
+    for i in range(22):
+        spool.submit("j%02d.png" % i, png_bytes(phantom(64, 8, seed=i)))
+    counts = W.Worker(spool, EDGES, processes=2, batch=4, poll=0.01).run(once=True)
+    assert counts["ok"] == 22 and sum(sizes) == 22
+    assert sizes[:4] == [4, 4, 4, 4], sizes  # 2 processes x 2 batches in flight, full batches
+    assert sizes[-2:] == [1, 1], sizes

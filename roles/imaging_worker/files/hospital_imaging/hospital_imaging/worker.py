@@ -296,9 +296,13 @@ class Worker:
             while True:
                 now = time.monotonic()
                 if not self.stopping.is_set() and len(inflight) < target:
-                    claims = self.source.claim(self.batch * (target - len(inflight)))
-                    for start in range(0, len(claims), self.batch):
-                        chunk = claims[start:start + self.batch]
+                    wanted = self.batch * (target - len(inflight))
+                    claims = self.source.claim(wanted)
+                    # A short queue (its end, or a trickle of jobs): one job per task, so that no pool
+                    # process sits idle while another works through a whole batch of large images.
+                    size = self.batch if len(claims) == wanted else 1
+                    for start in range(0, len(claims), size):
+                        chunk = claims[start:start + size]
                         for claim in chunk:
                             held[claim.job] = claim
                             event("job_claimed", logging.DEBUG, job=claim.job)
