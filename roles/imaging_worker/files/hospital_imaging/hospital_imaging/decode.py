@@ -51,6 +51,7 @@ def _no_vips_after_fork() -> None:
 
 if pyvips is not None:
     os.register_at_fork(after_in_child=_no_vips_after_fork)
+
 # Below ~2 MiB of decoded samples the per-call overhead of libvips outweighs its faster inflate.
 # Measured (CPU per decode): 1024x1024 16-bit grey 10 % less, 1024x1024 RGB 6-20 % less, 2048x2048
 # 8-bit grey 2 % less; 1024x1024 8-bit grey (1 MiB) 10 % more, 512x512 8-bit 40 % more.
