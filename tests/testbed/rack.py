@@ -240,26 +240,36 @@ def boot_host(rack: Rack, host: Host) -> None:
     _wait_ssh(rack, host)
 
 
-def _container_init(host: Host) -> int:
-    """PID of the container's init (systemd-nspawn's child), 0 if the host is not running."""
+def _start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks after boot, /proc/PID/stat field 22): with the PID, its identity."""
+    try:
+        return int(Path("/proc/%d/stat" % pid).read_text().rpartition(")")[2].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _container_init(host: Host) -> tuple[int, int | None]:
+    """(PID, start time) of the container's init (systemd-nspawn's child); (0, None) if the host is not running."""
     if not (host.pid and procs.owns(host.pid, Path(host.root))):
-        return 0
+        return 0, None
     for task in Path("/proc/%d/task" % host.pid).glob("*/children"):
         for child in task.read_text().split():
-            return int(child)
-    return 0
+            return int(child), _start_time(int(child))
+    return 0, None
 
 
-def _reap_host(host: Host, init: int, timeout: float) -> None:
+def _reap_host(host: Host, init: tuple[int, int | None], timeout: float) -> None:
     """Wait for a host told to power off; past the timeout SIGKILL its init (which ends the container's PID
     namespace, so no process keeps its veth on the bridge) and then its systemd-nspawn, both by PID."""
     deadline = time.monotonic() + timeout
     while host.pid and procs.alive(host.pid) and time.monotonic() < deadline:
         time.sleep(0.3)
-    if init and procs.alive(init):
-        try:  # the PID must still be this container's init: its root is the host's root
-            if os.readlink("/proc/%d/root" % init).startswith(host.root):
-                os.kill(init, signal.SIGKILL)
+    pid, started = init
+    # The PID must still be the init recorded before the power-off: same start time. (Its /proc/PID/root
+    # cannot tell: after nspawn's pivot_root it reads "/", and once the rack is removed "/ (deleted)".)
+    if pid and started is not None and _start_time(pid) == started:
+        try:
+            os.kill(pid, signal.SIGKILL)
         except OSError:
             pass
     if host.pid and procs.owns(host.pid, Path(host.root)):

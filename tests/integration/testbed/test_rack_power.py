@@ -1,0 +1,58 @@
+"""The virtual rack's power-off by PID: a host that does not shut down in time is killed with its
+container's init, so no container process and no veth outlive it. An orphaned init kept its veth
+(vb-hc-NAME-N) alive and the next rack with the same host names could not boot that host."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from testbed import procs
+from testbed import rack as rackmod
+
+NAME, SUBNET, BRIDGE = "pwr", "10.77.72.0/24", "hcpwr0"
+
+
+def _gone(pid: int, started: int) -> bool:
+    """The process with this PID and start time has ended (gone, or a zombie waiting to be reaped)."""
+    try:
+        fields = Path("/proc/%d/stat" % pid).read_text().rpartition(")")[2].split()
+    except OSError:
+        return True
+    return int(fields[19]) != started or fields[0] == "Z"
+
+
+def _wait(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
+@pytest.fixture(name="rack")
+def fixture_rack():
+    try:
+        yield rackmod.up(NAME, hosts=1, subnet=SUBNET, bridge=BRIDGE)
+    finally:
+        rackmod.destroy(NAME)
+
+
+def test_a_host_past_its_timeout_is_killed_init_included(rack):
+    host = rack.hosts[0]
+    init, started = rackmod._container_init(host)  # pylint: disable=protected-access
+    nspawn = host.pid
+    assert init and started and procs.owns(nspawn, Path(host.root))
+    veth = "vb-" + host.name
+    assert subprocess.run(["ip", "link", "show", veth], capture_output=True, check=False).returncode == 0
+    rackmod.stop_host(rack, host, timeout=0)  # no time to shut down cleanly: SIGKILL by PID
+    assert _wait(lambda: _gone(init, started), 10), "the container's init outlived its host"
+    assert not procs.alive(nspawn)
+    assert _wait(lambda: subprocess.run(["ip", "link", "show", veth], capture_output=True,
+                                        check=False).returncode != 0, 10), "%s left behind" % veth
+    rackmod.boot_host(rack, host)  # the same host boots again under the same names
+    assert rackmod.ssh(rack, host, "true").returncode == 0
