@@ -18,11 +18,7 @@ NAME, SUBNET, BRIDGE = "pwr", "10.77.72.0/24", "hcpwr0"
 
 def _gone(pid: int, started: int) -> bool:
     """The process with this PID and start time has ended (gone, or a zombie waiting to be reaped)."""
-    try:
-        fields = Path("/proc/%d/stat" % pid).read_text().rpartition(")")[2].split()
-    except OSError:
-        return True
-    return int(fields[19]) != started or fields[0] == "Z"
+    return not procs.alive(pid) or rackmod._start_time(pid) != started  # pylint: disable=protected-access
 
 
 def _wait(predicate, timeout: float) -> bool:

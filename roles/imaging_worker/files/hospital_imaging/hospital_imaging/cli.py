@@ -20,6 +20,7 @@ from hospital_imaging import pipeline as pipeline_mod
 from hospital_imaging.errors import ImagingError, SourceError
 from hospital_imaging.logs import event, setup
 from hospital_imaging.sources import open_source
+from hospital_imaging.worker import CHECKSUMS
 
 DEFAULTS = {"source": None, "ceph_conf": "/etc/ceph/ceph.conf", "keyring": None, "client": "client.admin",
             "lease": 30.0, "worker_id": None, "log_level": "info", "pipeline": None, "processes": 0, "batch": 4,
@@ -48,8 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     work.add_argument("--metrics-bind", help="Prometheus endpoint address (default 127.0.0.1)")
     work.add_argument("--poll", type=float, help="seconds between polls of an empty queue")
     work.add_argument("--grace", type=float, help="seconds to finish in-flight jobs after SIGTERM")
-    work.add_argument("--checksum", choices=("blake3", "sha256"),
-                      help="checksum of sources and outputs in the sidecars (default blake3)")
+    work.add_argument("--checksum", choices=CHECKSUMS,
+                      help="checksum of sources and outputs in the sidecars (default %s)" % DEFAULTS["checksum"])
     sub.add_parser("run", parents=[common, work], help="process continuously (service)")
     proc = sub.add_parser("process", parents=[common, work], help="process the queue once, then exit")
     proc.add_argument("--progress", action=argparse.BooleanOptionalAction, help="progress bar on stderr")

@@ -159,8 +159,8 @@ def _vips_png(data: bytes):
             or data[-12:] != _PNG_IEND:
         return None
     width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
-    if depth not in (8, 16) or colour not in (0, 2) \
-            or width * height * (1 if colour == 0 else 3) * depth // 8 < VIPS_MIN_BYTES \
+    bands = 1 if colour == 0 else 3
+    if depth not in (8, 16) or colour not in (0, 2) or width * height * bands * depth // 8 < VIPS_MIN_BYTES \
             or width * height > 1 << 30 or max(width, height) > 1 << 20:  # OpenCV's limits: it refuses those
         return None
     pos = 8
@@ -175,8 +175,8 @@ def _vips_png(data: bytes):
         # fail_on="warning": a truncated or corrupt file is an error, never a partly filled image
         # (the default, "none", returns one)
         img = pyvips.Image.pngload_buffer(data, access="sequential", fail_on="warning")
-        bands, fmt = (1 if colour == 0 else 3), ("uchar" if depth == 8 else "ushort")
-        if (img.width, img.height, img.bands, img.format) != (width, height, bands, fmt):
+        sample = "uchar" if depth == 8 else "ushort"
+        if (img.width, img.height, img.bands, img.format) != (width, height, bands, sample):
             return None
         # write_to_memory's buffer is writable and C-contiguous: grey is used as it is, no copy
         arr = np.frombuffer(img.write_to_memory(), dtype=np.uint8 if depth == 8 else np.uint16)

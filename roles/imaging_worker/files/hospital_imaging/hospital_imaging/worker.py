@@ -34,7 +34,7 @@ from hospital_imaging.sources import output_names, task_io
 # ----------------------------------------------------------------------------------------------
 # Pool-process side
 
-_CHILD = {"io": None, "spec": None, "pipelines": {}, "writer": None, "last": None}
+_CHILD = {"io": None, "spec": None, "pipeline": None, "writer": None}
 
 
 def _watch_parent(parent: int) -> None:
@@ -83,15 +83,14 @@ def _child_io(spec: dict):
 
 
 def _child_pipeline(definition: dict) -> pipeline_mod.Pipeline:
-    last = _CHILD.get("last")
-    if last is not None and last[0] is definition:  # the same batch's dict: no need to compare it
-        return last[1]
+    """The built pipeline of ``definition``, cached for the last definition seen: the same dict (one
+    batch) is matched by identity, a new batch's equal dict by its serialisation."""
+    last = _CHILD["pipeline"]  # (definition, its key, the pipeline); holding the dict keeps its id unique
+    if last is not None and last[0] is definition:
+        return last[2]
     key = json.dumps(definition, sort_keys=True)
-    found = _CHILD["pipelines"].get(key)
-    if found is None:
-        found = pipeline_mod.build(definition)
-        _CHILD["pipelines"] = {key: found}
-    _CHILD["last"] = (definition, found)  # holds the dict: its id cannot be reused meanwhile
+    found = last[2] if last is not None and last[1] == key else pipeline_mod.build(definition)
+    _CHILD["pipeline"] = (definition, key, found)
     return found
 
 
