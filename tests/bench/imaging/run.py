@@ -272,8 +272,8 @@ def _parallel_child(pipe, paths, start, conn):
 
 
 def parallel_loop(work, pipe, cores):
-    """(c'): the plain loop in `cores` processes at once, each on an interleaved share. Spawned, as
-    the worker's pool: libvips (large PNGs) is not usable in a forked child (decode turns it off)."""
+    """(c'): the plain loop in `cores` processes at once, each on an interleaved share; spawned
+    processes, as the worker's pool."""
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Event()
     children = []

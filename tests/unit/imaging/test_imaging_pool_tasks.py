@@ -14,6 +14,8 @@ import blake3
 import numpy as np
 import pytest
 
+import hospital_imaging
+
 from hospital_imaging import pipeline as P
 from hospital_imaging import worker as W
 from hospital_imaging.errors import SourceError
@@ -193,3 +195,53 @@ def test_the_end_of_the_queue_goes_one_job_per_task(spool, monkeypatch):
     assert counts["ok"] == 22 and sum(sizes) == 22
     assert sizes[:4] == [4, 4, 4, 4], sizes  # 2 processes x 2 batches in flight, full batches
     assert sizes[-2:] == [1, 1], sizes
+
+
+_THREADS = r"""
+import json, os, sys, time
+sys.path.insert(0, %r)
+import hospital_imaging
+import hospital_imaging.worker as W
+from hospital_imaging import pipeline as P
+def threads(pid):
+    return sorted(open("/proc/%%d/task/%%s/comm" %% (pid, t)).read().strip() for t in os.listdir("/proc/%%d/task" %% pid))
+def nap():
+    time.sleep(0.5)
+    return W.warm()
+def environ(pid):
+    with open("/proc/%%d/environ" %% pid, "rb") as handle:
+        pairs = [item.split(b"=", 1) for item in handle.read().split(b"\0") if b"=" in item]
+    return {k.decode(): v.decode() for k, v in pairs if k.decode() in hospital_imaging.BLAS_THREAD_VARIABLES}
+if __name__ == "__main__":
+    controller = threads(os.getpid())  # numpy and cv2 are loaded: any BLAS thread exists by now
+    worker = W.Worker(None, P.default(), processes=2)
+    pool = worker._new_executor()
+    pids = sorted({f.result() for f in [pool.submit(nap) for _ in range(2)]})  # both busy at once: 2 processes
+    print(json.dumps({"controller": controller, "pool": [threads(p) for p in pids],
+                      "pool_env": [environ(p) for p in pids]}))
+    pool.shutdown()
+"""
+
+
+@pytest.mark.parametrize("preset", [None, "2"])
+def test_no_blas_threads_in_the_controller_or_the_pool_unless_the_administrator_sets_them(tmp_path, preset):
+    """numpy's and OpenCV's OpenBLAS would start cores - 1 threads each in every process (2 x 63 per
+    pool process on a 64-core host); the package sets the thread count to 1 before they load. The
+    environment is checked as well as the thread list: on a 1-core machine OpenBLAS starts no extra
+    thread either way."""
+    script = tmp_path / "threads.py"
+    script.write_text(_THREADS % os.path.dirname(os.path.dirname(W.__file__)))
+    env = {k: v for k, v in os.environ.items() if k not in hospital_imaging.BLAS_THREAD_VARIABLES}
+    if preset:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    out = json.loads(subprocess.run([sys.executable, str(script)], check=True, capture_output=True, text=True,
+                                    env=env, timeout=120).stdout)
+    assert len(out["pool"]) == 2
+    expected = dict.fromkeys(hospital_imaging.BLAS_THREAD_VARIABLES, "1")
+    if preset:
+        expected["OPENBLAS_NUM_THREADS"] = preset  # an explicit setting is kept
+    assert out["pool_env"] == [expected, expected]
+    if not preset:
+        # the controller: its main thread only; a pool process: main + the parent watcher
+        assert len(out["controller"]) == 1, out
+        assert [len(threads) for threads in out["pool"]] == [2, 2], out
