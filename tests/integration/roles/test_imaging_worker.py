@@ -123,6 +123,10 @@ def test_converge_spool_service_processes_images(rack, run_playbook):
                      "%s/inbox %s/outbox" % (SPOOL, SPOOL)).stdout.split("\n")
     assert stat[0].startswith("root:root") and stat[1] == "root:hospital-imaging 640", stat
     assert stat[2] == "hospital-imaging:hospital-imaging 2770" and stat[3] == "hospital-imaging:hospital-imaging 2750"
+    # spool durability on by default: the worker fsyncs outputs before acknowledging (and says so)
+    assert "fsync: true" in _sh(rack, "cat /etc/hospital-imaging/worker.yml").stdout.splitlines()
+    started = _sh(rack, "journalctl -u %s -o cat --no-pager | grep worker_started | tail -1" % UNIT).stdout
+    assert json.loads(started)["fsync"] is True, started
 
     # the venv sees no Debian Python package besides what it installed itself
     probe = "import sys; print(sys.flags.no_site, [p for p in sys.path if 'dist-packages' in p])"
@@ -247,6 +251,7 @@ def test_rados_check_mode_renders_and_hides_the_key(rack, run_playbook):
     opts = res.result("Configure | worker options")["diff"]
     after = opts[0]["after"] if isinstance(opts, list) else opts["after"]
     assert "source: rados:imaging" in after and "keyring: /etc/hospital-imaging/ceph.client.imaging.keyring" in after
+    assert "fsync" not in after  # RADOS acknowledges writes once they are on the OSDs' disks
     # check mode changed nothing on the host
     assert _sh(rack, "systemctl is-active %s" % UNIT).stdout.strip() == "active"
     assert "spool:" in _sh(rack, "cat /etc/hospital-imaging/worker.yml").stdout

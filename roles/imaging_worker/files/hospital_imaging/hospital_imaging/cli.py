@@ -25,7 +25,7 @@ from hospital_imaging.worker import CHECKSUMS
 DEFAULTS = {"source": None, "ceph_conf": "/etc/ceph/ceph.conf", "keyring": None, "client": "client.admin",
             "lease": 30.0, "worker_id": None, "log_level": "info", "pipeline": None, "processes": 0, "batch": 4,
             "metrics_port": None, "metrics_bind": "127.0.0.1", "poll": 1.0, "grace": 30.0, "progress": None,
-            "replace": False, "id": None, "checksum": "blake3"}
+            "replace": False, "id": None, "checksum": "blake3", "fsync": False}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--lease", type=float, help="claim lease in seconds (rados source)")
     common.add_argument("--worker-id", help="stable worker name (default: host-pid-random)")
     common.add_argument("--log-level", choices=("debug", "info", "warning", "error"))
+    common.add_argument("--fsync", action=argparse.BooleanOptionalAction,
+                        help="spool source: outputs, sidecars and submitted inputs are fsync'ed with their "
+                             "directory before a job is acknowledged or a submission returns, so a power loss "
+                             "loses no acknowledged job (default off; the imaging_worker role turns it on)")
     work = argparse.ArgumentParser(add_help=False)
     work.add_argument("--pipeline", help="pipeline YAML (default: built-in)")
     work.add_argument("--processes", type=int, help="pool size (default: usable cores)")
@@ -82,8 +86,10 @@ def _options(args) -> dict:
 def _source(opts: dict):
     if not opts["source"]:
         raise SourceError("no --source given (spool:/path or rados:POOL)")
+    if not isinstance(opts["fsync"], bool):
+        raise SourceError("fsync must be true or false (got %r)" % (opts["fsync"],))
     return open_source(opts["source"], worker_id=opts["worker_id"], conffile=opts["ceph_conf"],
-                       keyring=opts["keyring"], client=opts["client"], lease=opts["lease"])
+                       keyring=opts["keyring"], client=opts["client"], lease=opts["lease"], fsync=opts["fsync"])
 
 
 class Progress:

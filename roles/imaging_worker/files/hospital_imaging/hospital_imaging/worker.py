@@ -281,7 +281,8 @@ class Worker:
         spec = dict(self.source.spec(), checksum=self.checksum)
         recovered = self.source.recover()
         event("worker_started", worker=spec.get("worker_id"), source=self.source.kind, processes=self.processes,
-              batch=self.batch, checksum=self.checksum, pipeline=self.pipeline.hash, recovered=recovered, version=__version__)
+              batch=self.batch, checksum=self.checksum, fsync=spec.get("fsync", False), pipeline=self.pipeline.hash,
+              recovered=recovered, version=__version__)
         self._executor = self._new_executor()
         for fut in [self._executor.submit(warm) for _slot in range(self.processes)]:
             fut.result()

@@ -115,10 +115,11 @@ def open_source(url: str, **options) -> WorkSource:
     """``spool:/path/to/dir`` (or a plain path) or ``rados:POOL``; options go to the implementation."""
     if url.startswith("rados:"):
         from hospital_imaging.sources.rados_queue import RadosSource  # pylint: disable=import-outside-toplevel
+        options.pop("fsync", None)  # RADOS acknowledges a write once the OSDs have it on disk
         return RadosSource(pool=url[len("rados:"):], **options)
     from hospital_imaging.sources.spool import SpoolSource  # pylint: disable=import-outside-toplevel
     path = url[len("spool:"):] if url.startswith("spool:") else url
-    return SpoolSource(path, **{k: v for k, v in options.items() if k in ("worker_id", "create")})
+    return SpoolSource(path, **{k: v for k, v in options.items() if k in ("worker_id", "create", "fsync")})
 
 
 def task_io(spec: dict) -> TaskIO:

@@ -32,16 +32,29 @@ DIRS = ("inbox", "claimed", "done", "failed", "outbox", "tmp", "workers")
 SEP = "~"
 
 
-def _atomic_write(tmp_dir: str, owner: str, dest: str, data: bytes) -> None:
+def _atomic_write(tmp_dir: str, owner: str, dest: str, data: bytes, sync: bool = False) -> None:
+    """Write ``data`` to ``dest`` through a file in ``tmp_dir`` and a rename (``sync``: its data is on
+    disk before the rename; the rename itself is made durable by syncing ``dest``'s directory)."""
     tmp = os.path.join(tmp_dir, "%s%s%s" % (owner, SEP, secrets.token_hex(6)))
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view):]
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, dest)
+
+
+def _sync_dir(path: str) -> None:
+    """Make the renames into directory ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _owner_alive(workers_dir: str, owner: str, me: str) -> bool:
@@ -77,8 +90,12 @@ class SpoolSource(WorkSource):
 
     kind = "spool"
 
-    def __init__(self, root: str, worker_id: str | None = None, create: bool = True):
+    def __init__(self, root: str, worker_id: str | None = None, create: bool = True, fsync: bool = False):
         self.root = os.path.abspath(root)
+        # fsync: outputs and sidecars (pool processes) and submitted inputs are on disk, with their
+        # directory entries, before a job is acknowledged or a submission returns: a power loss or
+        # kernel crash then loses no acknowledged job. Without it only process crashes are covered.
+        self.fsync = bool(fsync)
         self.dirs = {d: os.path.join(self.root, d) for d in DIRS}
         if create:
             for path in self.dirs.values():
@@ -113,7 +130,7 @@ class SpoolSource(WorkSource):
             self._lock_fd = None
 
     def spec(self) -> dict:
-        return {"kind": "spool", "root": self.root, "worker_id": self.worker_id}
+        return {"kind": "spool", "root": self.root, "worker_id": self.worker_id, "fsync": self.fsync}
 
     # -- queue ----------------------------------------------------------------------------
     def recover(self) -> int:
@@ -211,7 +228,10 @@ class SpoolSource(WorkSource):
             for state in ("inbox", "done", "failed"):
                 if os.path.exists(os.path.join(self.dirs[state], job)):
                     raise SourceError("job %s already exists in %s/ (use replace to resubmit)" % (job, state))
-        _atomic_write(self.dirs["tmp"], "submit-%d" % os.getpid(), os.path.join(self.dirs["inbox"], job), data)
+        _atomic_write(self.dirs["tmp"], "submit-%d" % os.getpid(), os.path.join(self.dirs["inbox"], job), data,
+                      sync=self.fsync)
+        if self.fsync:
+            _sync_dir(self.dirs["inbox"])
         return job
 
     def status(self) -> dict:
@@ -232,6 +252,7 @@ class SpoolTaskIO(TaskIO):
         self.owner = spec["worker_id"]
         self.tmp = os.path.join(self.root, "tmp")
         self.outbox = os.path.join(self.root, "outbox")
+        self.fsync = bool(spec.get("fsync", False))
 
     def fetch(self, locator: str) -> bytes:
         try:
@@ -251,5 +272,7 @@ class SpoolTaskIO(TaskIO):
 
     def write_outputs(self, job: str, files: dict, sidecar: bytes) -> None:
         for name, data in files.items():
-            _atomic_write(self.tmp, self.owner, os.path.join(self.outbox, name), data)
-        _atomic_write(self.tmp, self.owner, os.path.join(self.outbox, job + ".json"), sidecar)
+            _atomic_write(self.tmp, self.owner, os.path.join(self.outbox, name), data, sync=self.fsync)
+        _atomic_write(self.tmp, self.owner, os.path.join(self.outbox, job + ".json"), sidecar, sync=self.fsync)
+        if self.fsync:  # the renames too, before the job can be acknowledged
+            _sync_dir(self.outbox)
