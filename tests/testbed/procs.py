@@ -34,13 +34,26 @@ def spawn(root: Path, key: str, cmd: list[str], log) -> int:
     return p.pid
 
 
-def alive(pid: int) -> bool:
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (field 3, the state, first); [] if gone."""
     try:
         with open("/proc/%d/stat" % pid, encoding="ascii") as fh:
-            state = fh.read().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
+            return fh.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
-        return False
+        return []
+
+
+def alive(pid: int) -> bool:
+    state = _stat(pid)[:1]
+    return bool(state) and state[0] != "Z"
+
+
+def start_time(pid: int) -> int | None:
+    """The process's start time (clock ticks after boot, field 22): with the PID, its identity."""
+    try:
+        return int(_stat(pid)[19])
+    except (IndexError, ValueError):
+        return None
 
 
 def owns(pid: int, root: Path) -> bool:

@@ -240,21 +240,13 @@ def boot_host(rack: Rack, host: Host) -> None:
     _wait_ssh(rack, host)
 
 
-def _start_time(pid: int) -> int | None:
-    """The process's start time (clock ticks after boot, /proc/PID/stat field 22): with the PID, its identity."""
-    try:
-        return int(Path("/proc/%d/stat" % pid).read_text().rpartition(")")[2].split()[19])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 def _container_init(host: Host) -> tuple[int, int | None]:
     """(PID, start time) of the container's init (systemd-nspawn's child); (0, None) if the host is not running."""
     if not (host.pid and procs.owns(host.pid, Path(host.root))):
         return 0, None
     for task in Path("/proc/%d/task" % host.pid).glob("*/children"):
         for child in task.read_text().split():
-            return int(child), _start_time(int(child))
+            return int(child), procs.start_time(int(child))
     return 0, None
 
 
@@ -267,7 +259,7 @@ def _reap_host(host: Host, init: tuple[int, int | None], timeout: float) -> None
     pid, started = init
     # The PID must still be the init recorded before the power-off: same start time. (Its /proc/PID/root
     # cannot tell: after nspawn's pivot_root it reads "/", and once the rack is removed "/ (deleted)".)
-    if pid and started is not None and _start_time(pid) == started:
+    if pid and started is not None and procs.start_time(pid) == started:
         try:
             os.kill(pid, signal.SIGKILL)
         except OSError:

@@ -18,7 +18,7 @@ NAME, SUBNET, BRIDGE = "pwr", "10.77.72.0/24", "hcpwr0"
 
 def _gone(pid: int, started: int) -> bool:
     """The process with this PID and start time has ended (gone, or a zombie waiting to be reaped)."""
-    return not procs.alive(pid) or rackmod._start_time(pid) != started  # pylint: disable=protected-access
+    return not procs.alive(pid) or procs.start_time(pid) != started
 
 
 def _wait(predicate, timeout: float) -> bool:

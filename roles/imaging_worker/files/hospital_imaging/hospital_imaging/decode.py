@@ -109,7 +109,6 @@ def _bits_of(arr: np.ndarray) -> int:
 
 
 def _decode_raster(data: bytes, fmt: str) -> Decoded:
-    decoder = "opencv"
     arr = None
     if fmt == "png":
         restored = _restored_png(data)
