@@ -9,6 +9,7 @@ install); what the tests define in it they remove themselves (names start with `
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -76,3 +77,60 @@ def ensure_libvirtd(uri: str = URI, timeout: float = 30) -> float:
             return time.monotonic() - t0
         time.sleep(0.3)
     raise LibvirtError("libvirtd started but %s does not answer after %ds" % (uri, timeout))
+
+
+# What a guest's serial console shows on the way to SSH, in boot order (the last one seen says how far it got).
+BOOT_MILESTONES = (
+    ("kernel", "Linux version"),
+    ("initramfs", "Run /init"),
+    ("root mounted", "EXT4-fs (vda): mounted"),
+    ("systemd", "systemd[1]: "),
+    ("network", "Reached target network.target"),
+    ("host keys", "Finished hc-ssh-hostkeys"),
+    ("sshd", "Started ssh.service"),
+    ("login prompt", " login: "),
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _virsh(uri: str, *args: str) -> str:
+    try:
+        res = subprocess.run(["virsh", "-q", "-c", uri, *args], capture_output=True, text=True, timeout=20,
+                             check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return "virsh %s: %s" % (args[0], exc)
+    return (res.stdout if res.returncode == 0 else res.stderr).strip()
+
+
+def _tail(path: str, lines: int) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = _ANSI.sub("", fh.read())
+    except OSError as exc:
+        return ["(%s)" % exc]
+    return [line.strip()[:160] for line in text.splitlines() if line.strip()][-lines:]
+
+
+def boot_report(name: str, console_log: str, network: str, mac: str, uri: str = URI, lines: int = 6) -> str:
+    """A few lines on a guest that did not come up: domain state, DHCP lease, how far the boot got, last output.
+
+    Kept short on purpose: CI shows only the tail of a run's output.
+    """
+    try:
+        with open(console_log, encoding="utf-8", errors="replace") as fh:
+            console = _ANSI.sub("", fh.read())
+    except OSError:
+        console = ""
+    reached = [label for label, marker in BOOT_MILESTONES if marker in console]
+    # net-dhcp-leases columns: expiry date, expiry time, MAC, protocol, address/prefix, hostname, client id
+    lease = [line.split() for line in _virsh(uri, "net-dhcp-leases", network).splitlines()
+             if mac.lower() in line.lower()]
+    out = [
+        "domain %s: %s; DHCP lease for %s: %s" % (
+            name, _virsh(uri, "domstate", "--reason", name) or "?", mac,
+            lease[0][4] if lease and len(lease[0]) > 4 else "none"),
+        "console %s: %d bytes; reached: %s" % (console_log, len(console), ", ".join(reached) or "nothing"),
+    ]
+    out += ["  console| " + line for line in _tail(console_log, lines)]
+    out += ["  qemu log| " + line for line in _tail("/var/log/libvirt/qemu/%s.log" % name, 2)]
+    return "\n".join(out)

@@ -23,6 +23,24 @@ def test_kvm_usable_rejects_pvm_and_missing_flags(tmp_path):
     assert libvirt.kvm_usable(cpuinfo=vmx, sys_module=str(tmp_path / "none"), dev=str(tmp_path / "nodev")) is False
 
 
+def test_boot_report_says_how_far_a_guest_got_in_a_few_lines(tmp_path):
+    log = tmp_path / "console.log"
+    log.write_text("[    0.000000] Linux version 6.1.0\n" + "".join("[    1.%06d] noise %d\n" % (i, i) for i in range(50))
+                   + "[    1.555] Run /init as init process\n[\x1b[0;32m  OK  \x1b[0m] Reached target network.target\n"
+                   + "x" * 400 + "\n")
+    # libvirt's test driver: no daemon, a 'default' network without leases, no domain of that name
+    text = libvirt.boot_report("hc-test-nope", str(log), "default", "52:54:00:00:00:01", uri="test:///default")
+    lines = text.splitlines()
+    assert lines[0].startswith("domain hc-test-nope: ") and lines[0].endswith("DHCP lease for 52:54:00:00:00:01: none")
+    assert lines[1].endswith("reached: kernel, initramfs, network")  # in boot order, ANSI colours stripped
+    console = [line for line in lines if line.startswith("  console| ")]
+    assert console[-2] == "  console| [  OK  ] Reached target network.target"
+    assert len(console) == 6 and len(console[-1]) == len("  console| ") + 160
+    missing = libvirt.boot_report("hc-test-nope", str(tmp_path / "none.log"), "default", "52:54:00:00:00:01",
+                                  uri="test:///default")
+    assert "0 bytes; reached: nothing" in missing and "No such file" in missing
+
+
 def test_free_ports_are_distinct_and_bindable():
     ports = ceph.free_ports(3)
     assert len(set(ports)) == 3
