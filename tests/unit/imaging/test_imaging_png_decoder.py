@@ -502,3 +502,29 @@ def test_environment_switch(setting, expected):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
                          timeout=120)
     assert out.stdout.split() == expected
+
+
+@needs_deflate
+def test_worker_says_which_png_decoder_it_uses_and_warns_about_an_unknown_setting(tmp_path):
+    """A typo in HOSPITAL_IMAGING_PNG_DECODER turns the fast path off: the worker says so when it starts."""
+    image = tmp_path / "x.png"
+    image.write_bytes(png_bytes(phantom(256, 16, seed=3)))  # above 16 KiB: encoders declare a 32 KiB window
+    base = [sys.executable, "-m", "hospital_imaging"]
+    for setting, decoder, warned in (("auto", PATH, False), ("libdeflat", ALONE, True)):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), HOSPITAL_IMAGING_PNG_DECODER=setting)
+        root = tmp_path / setting
+        subprocess.run(base + ["submit", "--source", "spool:%s" % root, str(image)], env=env, check=True,
+                       capture_output=True, timeout=120)
+        run = subprocess.run(base + ["process", "--source", "spool:%s" % root, "--processes", "1", "--metrics-port",
+                                     "0", "--log-level", "info"], env=env, capture_output=True, text=True,
+                             timeout=180, check=False)
+        assert run.returncode == 0, run.stderr
+        events = {e["event"]: e for e in (json.loads(line) for line in run.stderr.splitlines() if line.startswith("{"))}
+        assert events["worker_started"]["png_decoder"] == decoder
+        assert ("png_decoder_setting_unknown" in events) is warned
+        if warned:
+            unknown = events["png_decoder_setting_unknown"]
+            assert (unknown["value"], unknown["known"], unknown["level"]) == ("libdeflat", ["auto", "opencv"], "warning")
+        sidecars = [json.loads((root / "outbox" / n).read_text()) for n in os.listdir(root / "outbox")
+                    if n.endswith(".json")]
+        assert [s["source"]["decoder"] for s in sidecars] == [decoder]

@@ -38,14 +38,22 @@ try:
     import deflate
 except ImportError:  # OpenCV decodes PNGs alone
     deflate = None
-# "auto": the path above where it applies (see _restored_png), OpenCV alone otherwise; any other
-# value (e.g. "opencv") turns it off. Read once, at import; tests set the attribute.
+# "auto": the path above where it applies (see _restored_png), OpenCV alone otherwise; "opencv" (or
+# any other value, which the worker warns about at start) turns it off. Read once, at import; tests
+# set the attribute.
 PNG_DECODER = os.environ.get("HOSPITAL_IMAGING_PNG_DECODER", "auto").strip().lower()
+PNG_DECODER_SETTINGS = ("auto", "opencv")
 # Larger images are left to OpenCV alone: this path holds the inflated rows twice for a moment.
 RESTORE_MAX_BYTES = 256 << 20
 _PNG_CHANNELS = {0: 1, 2: 3, 4: 2, 6: 4}   # colour type -> samples per pixel (grey, RGB, grey+alpha, RGBA)
 _STORED_BLOCK = 65535                        # the largest stored deflate block
 _BLOCKS_PER_IDAT = 16                        # ~1 MiB IDAT chunks, as encoders write them
+
+
+def png_decoder() -> str:
+    """What decodes well-formed PNGs in this process: ``opencv+libdeflate`` or ``opencv`` alone."""
+    return "opencv+libdeflate" if PNG_DECODER == "auto" and deflate is not None else "opencv"
+
 
 # DICOM attributes that are safe to report (technical, no identity). Everything else stays inside.
 _SAFE_DICOM = ("Modality", "PhotometricInterpretation", "BitsAllocated", "BitsStored",

@@ -25,7 +25,7 @@ try:
 except ImportError:  # the sha256 checksum still works without it
     _blake3 = None
 
-from hospital_imaging import __version__
+from hospital_imaging import __version__, decode
 from hospital_imaging import pipeline as pipeline_mod
 from hospital_imaging.errors import ImagingError, SourceError
 from hospital_imaging.logs import event
@@ -280,9 +280,12 @@ class Worker:
         """Process until stopped (``once``: until the queue is empty). Returns the counts."""
         spec = dict(self.source.spec(), checksum=self.checksum)
         recovered = self.source.recover()
+        if decode.PNG_DECODER not in decode.PNG_DECODER_SETTINGS:
+            event("png_decoder_setting_unknown", logging.WARNING, variable="HOSPITAL_IMAGING_PNG_DECODER",
+                  value=decode.PNG_DECODER, known=list(decode.PNG_DECODER_SETTINGS), png_decoder=decode.png_decoder())
         event("worker_started", worker=spec.get("worker_id"), source=self.source.kind, processes=self.processes,
               batch=self.batch, checksum=self.checksum, fsync=spec.get("fsync", False), pipeline=self.pipeline.hash,
-              recovered=recovered, version=__version__)
+              png_decoder=decode.png_decoder(), recovered=recovered, version=__version__)
         self._executor = self._new_executor()
         for fut in [self._executor.submit(warm) for _slot in range(self.processes)]:
             fut.result()
