@@ -102,12 +102,16 @@ def _virsh(uri: str, *args: str) -> str:
     return (res.stdout if res.returncode == 0 else res.stderr).strip()
 
 
-def _tail(path: str, lines: int) -> list[str]:
+def _read(path: str) -> tuple[str, str]:
+    """A log's text without ANSI colours, and why it could not be read ('' when it could)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
-            text = _ANSI.sub("", fh.read())
+            return _ANSI.sub("", fh.read()), ""
     except OSError as exc:
-        return ["(%s)" % exc]
+        return "", str(exc)
+
+
+def _tail(text: str, lines: int) -> list[str]:
     return [line.strip()[:160] for line in text.splitlines() if line.strip()][-lines:]
 
 
@@ -116,11 +120,7 @@ def boot_report(name: str, console_log: str, network: str, mac: str, uri: str = 
 
     Kept short on purpose: CI shows only the tail of a run's output.
     """
-    try:
-        with open(console_log, encoding="utf-8", errors="replace") as fh:
-            console = _ANSI.sub("", fh.read())
-    except OSError:
-        console = ""
+    console, unreadable = _read(console_log)
     reached = [label for label, marker in BOOT_MILESTONES if marker in console]
     # net-dhcp-leases columns: expiry date, expiry time, MAC, protocol, address/prefix, hostname, client id
     lease = [line.split() for line in _virsh(uri, "net-dhcp-leases", network).splitlines()
@@ -131,6 +131,7 @@ def boot_report(name: str, console_log: str, network: str, mac: str, uri: str = 
             lease[0][4] if lease and len(lease[0]) > 4 else "none"),
         "console %s: %d bytes; reached: %s" % (console_log, len(console), ", ".join(reached) or "nothing"),
     ]
-    out += ["  console| " + line for line in _tail(console_log, lines)]
-    out += ["  qemu log| " + line for line in _tail("/var/log/libvirt/qemu/%s.log" % name, 2)]
+    out += ["  console| " + line for line in ([unreadable] if unreadable else _tail(console, lines))]
+    qemu_log, unreadable = _read("/var/log/libvirt/qemu/%s.log" % name)
+    out += ["  qemu log| " + line for line in ([unreadable] if unreadable else _tail(qemu_log, 2))]
     return "\n".join(out)
