@@ -93,13 +93,20 @@ BOOT_MILESTONES = (
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def _virsh(uri: str, *args: str) -> str:
+def virsh(uri: str, *args: str, check: bool = True, timeout: float | None = None) -> str:
+    """virsh's standard output; with ``check``, a failure raises AssertionError with virsh's own error."""
+    res = subprocess.run(["virsh", "-c", uri, *args], capture_output=True, text=True, timeout=timeout, check=False)
+    if check and res.returncode != 0:
+        raise AssertionError("virsh %s: %s" % (" ".join(args), res.stderr.strip()))
+    return res.stdout
+
+
+def _virsh_said(uri: str, *args: str) -> str:
+    """virsh's output, or why it failed, for a report (never raises)."""
     try:
-        res = subprocess.run(["virsh", "-q", "-c", uri, *args], capture_output=True, text=True, timeout=20,
-                             check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return "virsh %s: %s" % (args[0], exc)
-    return (res.stdout if res.returncode == 0 else res.stderr).strip()
+        return virsh(uri, *args, timeout=20).strip()
+    except (AssertionError, OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
 
 
 def _read(path: str) -> tuple[str, str]:
@@ -123,11 +130,11 @@ def boot_report(name: str, console_log: str, network: str, mac: str, uri: str = 
     console, unreadable = _read(console_log)
     reached = [label for label, marker in BOOT_MILESTONES if marker in console]
     # net-dhcp-leases columns: expiry date, expiry time, MAC, protocol, address/prefix, hostname, client id
-    lease = [line.split() for line in _virsh(uri, "net-dhcp-leases", network).splitlines()
+    lease = [line.split() for line in _virsh_said(uri, "net-dhcp-leases", network).splitlines()
              if mac.lower() in line.lower()]
     out = [
         "domain %s: %s; DHCP lease for %s: %s" % (
-            name, _virsh(uri, "domstate", "--reason", name) or "?", mac,
+            name, _virsh_said(uri, "domstate", "--reason", name) or "?", mac,
             lease[0][4] if lease and len(lease[0]) > 4 else "none"),
         "console %s: %d bytes; reached: %s" % (console_log, len(console), ", ".join(reached) or "nothing"),
     ]

@@ -7,14 +7,9 @@ import uuid
 
 import pytest
 
+from testbed.libvirt import virsh
+
 FQCN = "hospital.cloud.libvirt_domain"
-
-
-def virsh(uri, *args, check=True):
-    res = subprocess.run(["virsh", "-c", uri, *args], capture_output=True, text=True, check=False)
-    if check and res.returncode != 0:
-        raise AssertionError("virsh %s: %s" % (" ".join(args), res.stderr))
-    return res.stdout
 
 
 def validate(xml: str, tmp_path) -> None:

@@ -11,14 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from testbed.libvirt import virsh
+
 pytestmark = pytest.mark.timeout(600)
-
-
-def virsh(uri, *args, check=True):
-    res = subprocess.run(["virsh", "-c", uri, *args], capture_output=True, text=True, check=False)
-    if check and res.returncode != 0:
-        raise AssertionError("virsh %s: %s" % (" ".join(args), res.stderr))
-    return res.stdout
 
 
 @pytest.fixture

@@ -50,9 +50,18 @@ _STORED_BLOCK = 65535                        # the largest stored deflate block
 _BLOCKS_PER_IDAT = 16                        # ~1 MiB IDAT chunks, as encoders write them
 
 
+# The decoder a sidecar and the worker's start-up line name: the path above, or OpenCV alone.
+RESTORED, OPENCV = "opencv+libdeflate", "opencv"
+
+
+def _restoring() -> bool:
+    """The libdeflate path is on: set to auto and ``deflate`` installed."""
+    return PNG_DECODER == "auto" and deflate is not None
+
+
 def png_decoder() -> str:
     """What decodes well-formed PNGs in this process: ``opencv+libdeflate`` or ``opencv`` alone."""
-    return "opencv+libdeflate" if PNG_DECODER == "auto" and deflate is not None else "opencv"
+    return RESTORED if _restoring() else OPENCV
 
 
 # DICOM attributes that are safe to report (technical, no identity). Everything else stays inside.
@@ -122,9 +131,9 @@ def _decode_raster(data: bytes, fmt: str) -> Decoded:
         restored = _restored_png(data)
         if restored is not None:
             arr = cv2.imdecode(np.frombuffer(restored, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-            decoder = "opencv+libdeflate"
+            decoder = RESTORED
     if arr is None:  # not used for this file, or it failed: OpenCV on the file itself gives the verdict
-        decoder = "opencv"
+        decoder = OPENCV
         arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None and fmt == "tiff":
         arr = _tiff_fallback(data)
@@ -185,7 +194,7 @@ def _restored_png(data: bytes):
     what they inflate to, so only a file crafted for it decodes here and not with OpenCV alone.
     libpng's warnings for flaws it tolerates (bytes after the zlib stream) are not repeated.
     """
-    if deflate is None or PNG_DECODER != "auto" or len(data) < 57 or data[8:16] != b"\x00\x00\x00\x0dIHDR":
+    if not _restoring() or len(data) < 57 or data[8:16] != b"\x00\x00\x00\x0dIHDR":
         return None
     width, height, depth, colour, _method, _filter, interlace = struct.unpack_from(">IIBBBBB", data, 16)
     if depth not in (8, 16) or colour not in _PNG_CHANNELS or interlace != 0 or not width or not height \

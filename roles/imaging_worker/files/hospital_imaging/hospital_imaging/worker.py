@@ -280,12 +280,13 @@ class Worker:
         """Process until stopped (``once``: until the queue is empty). Returns the counts."""
         spec = dict(self.source.spec(), checksum=self.checksum)
         recovered = self.source.recover()
+        png_decoder = decode.png_decoder()
         if decode.PNG_DECODER not in decode.PNG_DECODER_SETTINGS:
             event("png_decoder_setting_unknown", logging.WARNING, variable="HOSPITAL_IMAGING_PNG_DECODER",
-                  value=decode.PNG_DECODER, known=list(decode.PNG_DECODER_SETTINGS), png_decoder=decode.png_decoder())
+                  value=decode.PNG_DECODER, known=list(decode.PNG_DECODER_SETTINGS), png_decoder=png_decoder)
         event("worker_started", worker=spec.get("worker_id"), source=self.source.kind, processes=self.processes,
               batch=self.batch, checksum=self.checksum, fsync=spec.get("fsync", False), pipeline=self.pipeline.hash,
-              png_decoder=decode.png_decoder(), recovered=recovered, version=__version__)
+              png_decoder=png_decoder, recovered=recovered, version=__version__)
         self._executor = self._new_executor()
         for fut in [self._executor.submit(warm) for _slot in range(self.processes)]:
             fut.result()
