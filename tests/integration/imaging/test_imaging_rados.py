@@ -96,6 +96,19 @@ def test_rados_batch_with_dicom_and_bad_inputs(ceph_cluster, pool, source, tmp_p
     assert json.loads(status.communicate(timeout=60)[0]) == {"inbox": 0, "done": 3, "failed": 3, "outputs": 3}
 
 
+def _clocks():
+    """(wall, monotonic) now. An OSD times a lease by its wall clock (ceph_clock_now, CLOCK_REALTIME; the test
+    bed's OSDs run on this host): lease checks measure wall time, and report how far the wall clock moved
+    against the monotonic one (an NTP step or slew during the test) when they fail."""
+    return time.time(), time.monotonic()
+
+
+def _wall_since(start):
+    wall, mono = _clocks()
+    return wall - start[0], "%.2f s wall clock since; the wall clock moved %+.2f s against the monotonic one" % (
+        wall - start[0], (wall - start[0]) - (mono - start[1]))
+
+
 def test_claims_are_exclusive_and_expire_after_the_lease(ceph_cluster, pool, source):
     lease = 4
     source.submit("one.png", png_bytes(phantom(32, 8)))
@@ -105,16 +118,18 @@ def test_claims_are_exclusive_and_expire_after_the_lease(ceph_cluster, pool, sou
         [claim] = first.claim(5)
         assert other.claim(5) == []
         time.sleep(lease / 2.0)
-        renewed = time.monotonic()
+        renewed = _clocks()  # the OSD sets the new expiry after this: at the earliest renewed wall time + lease
         assert first.renew([claim]) == []
         time.sleep(lease / 2.0 + 0.8)  # past the first lease, well inside the renewed one
-        assert other.claim(5) == []
+        assert other.claim(5) == [], "the renewed claim was lost: %s" % _wall_since(renewed)[1]
         taken = []
         deadline = time.monotonic() + 20
         while not taken and time.monotonic() < deadline:  # nobody renews: the OSD drops the lock
             taken = other.claim(5)
             time.sleep(0.2)
-        assert taken and time.monotonic() - renewed >= lease - 0.3
+        held, said = _wall_since(renewed)
+        assert taken, "the lock did not expire: %s" % said
+        assert held >= lease - 0.3, "the renewed lease ended early: %s" % said
         assert first.renew([claim]) == [claim]  # the first holder learns that it lost the job
         other.ack(taken[0], {})
         # a late lock by the first holder re-creates an empty object: the claim spots the marker
@@ -147,11 +162,12 @@ def test_sigkill_mid_batch_then_restart(ceph_cluster, pool, source, tmp_path, im
     first.wait()
     left = [o.key for o in source.io["inbox"].list_objects()]
     assert left and len(left) < len(inputs)
-    killed_at = time.monotonic()
+    killed_at = _clocks()
     second = imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 2, "--worker-id", "w2", "--poll", 0.3),
                          stderr=open(tmp_path / "log2", "w"), stdout=-1)
     assert second.wait(timeout=180) == 0
-    assert time.monotonic() - killed_at >= LEASE - 0.5  # the dead worker's claims ended by lease expiry
+    waited, said = _wall_since(killed_at)
+    assert waited >= LEASE - 0.5, "the dead worker's claims ended before its lease: %s" % said
     verify_rados(source, inputs)
     second_done = {e["job"] for e in json_lines((tmp_path / "log2").read_text()) if e["event"] == "job_done"}
     assert second_done and second_done <= set(left)  # w2 did exactly what w1 left (minus acked-at-kill)

@@ -14,6 +14,9 @@ librados creates an object when it locks a missing one: a claim therefore checks
 markers and removes such a re-created empty object. (The pacific Python binding has no
 break_lock/list_lockers; expiry is the only way a dead worker's claim ends, so pick the lease as
 the longest acceptable delay after a crash, and keep it well above the renewal hiccups.)
+The OSD times the lease by its own wall clock (ceph_clock_now when the lock is set and checked):
+a forward clock step on it shortens running leases; renewal every lease/3 absorbs steps below
+two thirds of a lease.
 """
 
 from __future__ import annotations
