@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 from testbed import ceph, lab, libvirt, procs
 
@@ -39,6 +40,19 @@ def test_boot_report_says_how_far_a_guest_got_in_a_few_lines(tmp_path):
     missing = libvirt.boot_report("hc-test-nope", str(tmp_path / "none.log"), "default", "52:54:00:00:00:01",
                                   uri="test:///default")
     assert "0 bytes; reached: nothing" in missing and "No such file" in missing
+    assert "clocks:" not in missing
+
+
+def test_boot_report_compares_the_wall_clock_with_the_boot_clock(tmp_path):
+    uptime = libvirt._uptime() - 300.0  # pylint: disable=protected-access  # the wait began 300 s ago
+    args = ("hc-test-nope", str(tmp_path / "none.log"), "default", "52:54:00:00:00:01")
+    steady = libvirt.boot_report(*args, uri="test:///default", wall_since=time.time() - 300.0, uptime_since=uptime)
+    [line] = [line for line in steady.splitlines() if line.startswith("clocks: ")]
+    assert line.startswith("clocks: the wait took 300.") and "by the boot clock" in line and "moved" not in line
+    # the wall clock stepped 600 s forward during the wait
+    stepped = libvirt.boot_report(*args, uri="test:///default", wall_since=time.time() - 900.0, uptime_since=uptime)
+    [line] = [line for line in stepped.splitlines() if line.startswith("clocks: ")]
+    assert abs(float(line.split("; the wall clock moved ")[1].rstrip(" s")) - 600.0) < 1.0
 
 
 def test_free_ports_are_distinct_and_bindable():
