@@ -45,11 +45,11 @@ def fixture_source(ceph_cluster, pool):
     src.close()
 
 
-def worker_args(ceph_cluster, pool, tmp_path, *extra):
+def worker_args(ceph_cluster, pool, tmp_path, *extra, lease=LEASE, steps=EDGES):
     pipeline = tmp_path / "p.yml"
-    pipeline.write_text(EDGES)
+    pipeline.write_text(steps)
     return ("process", "--source", "rados:%s" % pool, "--ceph-conf", ceph_cluster.conf, "--keyring",
-            ceph_cluster.keyring, "--client", ceph_cluster.client, "--lease", LEASE, "--pipeline", pipeline,
+            ceph_cluster.keyring, "--client", ceph_cluster.client, "--lease", lease, "--pipeline", pipeline,
             "--no-progress") + extra
 
 
@@ -183,9 +183,12 @@ def test_two_workers_on_one_pool_never_process_the_same_image_concurrently(
         inputs[job] = png_bytes(phantom(128, 8, seed=1000 + i))
         source.submit(job, inputs[job])
     procs = []
+    # no lease has to expire here: a long one keeps an OSD clock step (which shortens running leases,
+    # see _clocks) from handing a job that is still being processed to the other worker
     for name in ("wa", "wb"):
         procs.append(imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 1, "--batch", 1,
-                                              "--worker-id", name), stderr=open(tmp_path / name, "w"), stdout=-1))
+                                              "--worker-id", name, lease=30),
+                                 stderr=open(tmp_path / name, "w"), stdout=-1))
     for proc in procs:
         assert proc.wait(timeout=180) == 0
     intervals = {}
@@ -203,3 +206,29 @@ def test_two_workers_on_one_pool_never_process_the_same_image_concurrently(
     verify_rados(source, inputs)
     digests = {hashlib.sha256(d).hexdigest() for d in inputs.values()}
     assert len(digests) == len(inputs)
+
+
+def test_a_job_running_for_several_leases_keeps_its_claim(ceph_cluster, pool, source, tmp_path, imaging_cli):
+    """The controller renews its claims every lease/3: a second worker never gets a job that is still running."""
+    lease = 2
+    source.submit("big.png", png_bytes(phantom(4096, 8, seed=7)))
+    slow = "steps: [read, grey, {denoise: {method: bilateral, d: 25}}, canny, {write: {outputs: [edges]}}]\n"
+    logs = {name: tmp_path / name for name in ("wa", "wb")}
+    wa = imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 1, "--worker-id", "wa", "--poll", 0.2,
+                                  lease=lease, steps=slow), stderr=open(logs["wa"], "w"), stdout=-1)
+    _wait_for(lambda: any(e["event"] == "worker_started" for e in json_lines(logs["wa"].read_text())), 60,
+              "the first worker")
+    time.sleep(1.0)  # wa has claimed the only job; wb looks for work for as long as it stays in the inbox
+    wb = imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 1, "--worker-id", "wb", "--poll", 0.2,
+                                  lease=lease, steps=slow), stderr=open(logs["wb"], "w"), stdout=-1)
+    assert wa.wait(timeout=300) == 0 and wb.wait(timeout=120) == 0
+    events = {name: json_lines(log.read_text()) for name, log in logs.items()}
+    done = [(name, e) for name, evs in events.items() for e in evs if e["event"] == "job_done"]
+    assert [name for name, _e in done] == ["wa"], done
+    assert done[0][1]["seconds"] >= 2 * lease, "the job ran %.1f s: too short to need a renewal" % done[0][1]["seconds"]
+    assert not [e for evs in events.values() for e in evs if e["event"] == "claim_lost"]
+    # wb tried to claim every 0.2 s while the job was in the inbox (process mode ends when the inbox is empty)
+    assert any(e["event"] == "worker_started" for e in events["wb"])
+    assert json.loads(read(source.io["done"], "big.png"))["worker"] == "wa"
+    assert sorted(o.key for o in source.io["out"].list_objects()) == ["big.png.edges.png", "big.png.json"]
+    assert list(source.io["inbox"].list_objects()) == []
