@@ -99,7 +99,7 @@ def test_rados_batch_with_dicom_and_bad_inputs(ceph_cluster, pool, source, tmp_p
 def _clocks():
     """(wall, monotonic) now. An OSD times a lease by its wall clock (ceph_clock_now, CLOCK_REALTIME; the test
     bed's OSDs run on this host): lease checks measure wall time, and report how far the wall clock moved
-    against the monotonic one (an NTP step or slew during the test) when they fail."""
+    against the monotonic one (an NTP step during the test) when they fail."""
     return time.time(), time.monotonic()
 
 
