@@ -14,6 +14,8 @@ import shutil
 import subprocess
 import time
 
+from . import clocks
+
 URI = "qemu:///system"
 
 
@@ -122,18 +124,14 @@ def _tail(text: str, lines: int) -> list[str]:
     return [line.strip()[:160] for line in text.splitlines() if line.strip()][-lines:]
 
 
-def _uptime() -> float:
-    with open("/proc/uptime", encoding="ascii") as fh:
-        return float(fh.read().split()[0])
-
-
 def boot_report(name: str, console_log: str, network: str, mac: str, uri: str = URI, lines: int = 6,
                 wall_since: float | None = None, uptime_since: float | None = None) -> str:
     """A few lines on a guest that did not come up: domain state, DHCP lease, how far the boot got, last output.
 
-    ``wall_since`` (time.time()) and ``uptime_since`` (/proc/uptime), both taken when the wait began, add a
-    line with the time the wait took by the wall clock and by the boot clock: where they differ, the wall
-    clock was stepped (an NTP correction), which ends wall-clock timeouts such as wait_for's early.
+    ``wall_since`` and ``uptime_since`` (a clocks.now() pair; /proc/uptime shows the same boot clock), taken
+    when the wait began, add a line with the time the wait took by the wall clock and by the boot clock: where
+    they differ, the wall clock was stepped (an NTP correction), which ends wall-clock timeouts such as
+    wait_for's early.
     Kept short on purpose: CI shows only the tail of a run's output.
     """
     console, unreadable = _read(console_log)
@@ -148,7 +146,7 @@ def boot_report(name: str, console_log: str, network: str, mac: str, uri: str = 
         "console %s: %d bytes; reached: %s" % (console_log, len(console), ", ".join(reached) or "nothing"),
     ]
     if wall_since is not None and uptime_since is not None:
-        wall, booted = time.time() - wall_since, _uptime() - uptime_since
+        wall, booted = clocks.elapsed((wall_since, uptime_since))
         out.append("clocks: the wait took %.1f s by the wall clock, %.1f s by the boot clock%s" % (
             wall, booted, "; the wall clock moved %+.1f s" % (wall - booted) if abs(wall - booted) > 2 else ""))
     out += ["  console| " + line for line in ([unreadable] if unreadable else _tail(console, lines))]

@@ -6,6 +6,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 PKG_ROOT = pathlib.Path(__file__).resolve().parents[3] / "roles" / "imaging_worker" / "files" / "hospital_imaging"
 
@@ -15,6 +16,17 @@ def cli(*args, **kwargs):
     env = dict(os.environ, PYTHONPATH=str(PKG_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.Popen([sys.executable, "-m", "hospital_imaging"] + [str(a) for a in args],
                             env=env, start_new_session=True, **kwargs)
+
+
+def wait_for(predicate, timeout, what):
+    """The first true value of ``predicate()``, polled every 50 ms; AssertionError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)
 
 
 def json_lines(text):

@@ -10,8 +10,9 @@ import time
 import pytest
 from pydicom.data import get_testdata_file
 
-from imaging_helpers import check_sidecar, json_lines
+from imaging_helpers import check_sidecar, json_lines, wait_for
 from hospital_imaging.sources.rados_queue import RadosSource
+from testbed import clocks
 from hospital_imaging.synthetic import phantom, png_bytes
 
 pytestmark = pytest.mark.ceph
@@ -96,17 +97,15 @@ def test_rados_batch_with_dicom_and_bad_inputs(ceph_cluster, pool, source, tmp_p
     assert json.loads(status.communicate(timeout=60)[0]) == {"inbox": 0, "done": 3, "failed": 3, "outputs": 3}
 
 
-def _clocks():
-    """(wall, monotonic) now. An OSD times a lease by its wall clock (ceph_clock_now, CLOCK_REALTIME; the test
-    bed's OSDs run on this host): lease checks measure wall time, and report how far the wall clock moved
-    against the monotonic one (an NTP step during the test) when they fail."""
-    return time.time(), time.monotonic()
-
-
 def _wall_since(start):
-    wall, mono = _clocks()
-    return wall - start[0], "%.2f s wall clock since; the wall clock moved %+.2f s against the monotonic one" % (
-        wall - start[0], (wall - start[0]) - (mono - start[1]))
+    """Wall seconds since ``start`` (a clocks.now()), and a text for a failed check.
+
+    An OSD times a lease by its wall clock (ceph_clock_now, CLOCK_REALTIME; the test bed's OSDs run on this
+    host): lease checks measure wall time, and say how far the wall clock moved against the boot clock (an
+    NTP step during the test) when they fail.
+    """
+    wall, boot = clocks.elapsed(start)
+    return wall, "%.2f s wall clock since; the wall clock moved %+.2f s against the boot clock" % (wall, wall - boot)
 
 
 def test_claims_are_exclusive_and_expire_after_the_lease(ceph_cluster, pool, source):
@@ -118,7 +117,7 @@ def test_claims_are_exclusive_and_expire_after_the_lease(ceph_cluster, pool, sou
         [claim] = first.claim(5)
         assert other.claim(5) == []
         time.sleep(lease / 2.0)
-        renewed = _clocks()  # the OSD sets the new expiry after this: at the earliest renewed wall time + lease
+        renewed = clocks.now()  # the OSD sets the new expiry after this: at the earliest renewed wall time + lease
         assert first.renew([claim]) == []
         time.sleep(lease / 2.0 + 0.8)  # past the first lease, well inside the renewed one
         assert other.claim(5) == [], "the renewed claim was lost: %s" % _wall_since(renewed)[1]
@@ -139,15 +138,6 @@ def test_claims_are_exclusive_and_expire_after_the_lease(ceph_cluster, pool, sou
         other.close()
 
 
-def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
-
-
 def test_sigkill_mid_batch_then_restart(ceph_cluster, pool, source, tmp_path, imaging_cli):
     inputs = {}
     for i in range(200):
@@ -157,12 +147,12 @@ def test_sigkill_mid_batch_then_restart(ceph_cluster, pool, source, tmp_path, im
     done = source.io["done"]
     first = imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 2, "--batch", 2,
                                      "--worker-id", "w1"), stderr=open(tmp_path / "log1", "w"), stdout=-1)
-    _wait_for(lambda: len(list(done.list_objects())) >= 50, 120, "a quarter of the batch")
+    wait_for(lambda: len(list(done.list_objects())) >= 50, 120, "a quarter of the batch")
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     left = [o.key for o in source.io["inbox"].list_objects()]
     assert left and len(left) < len(inputs)
-    killed_at = _clocks()
+    killed_at = clocks.now()
     second = imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 2, "--worker-id", "w2", "--poll", 0.3),
                          stderr=open(tmp_path / "log2", "w"), stdout=-1)
     assert second.wait(timeout=180) == 0
@@ -184,7 +174,7 @@ def test_two_workers_on_one_pool_never_process_the_same_image_concurrently(
         source.submit(job, inputs[job])
     procs = []
     # no lease has to expire here: a long one keeps an OSD clock step (which shortens running leases,
-    # see _clocks) from handing a job that is still being processed to the other worker
+    # see _wall_since) from handing a job that is still being processed to the other worker
     for name in ("wa", "wb"):
         procs.append(imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 1, "--batch", 1,
                                               "--worker-id", name, lease=30),
@@ -216,8 +206,8 @@ def test_a_job_running_for_several_leases_keeps_its_claim(ceph_cluster, pool, so
     logs = {name: tmp_path / name for name in ("wa", "wb")}
     wa = imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 1, "--worker-id", "wa", "--poll", 0.2,
                                   lease=lease, steps=slow), stderr=open(logs["wa"], "w"), stdout=-1)
-    _wait_for(lambda: any(e["event"] == "worker_started" for e in json_lines(logs["wa"].read_text())), 60,
-              "the first worker")
+    wait_for(lambda: any(e["event"] == "worker_started" for e in json_lines(logs["wa"].read_text())), 60,
+             "the first worker")
     time.sleep(1.0)  # wa has claimed the only job; wb looks for work for as long as it stays in the inbox
     wb = imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 1, "--worker-id", "wb", "--poll", 0.2,
                                   lease=lease, steps=slow), stderr=open(logs["wb"], "w"), stdout=-1)

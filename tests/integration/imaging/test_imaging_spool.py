@@ -9,7 +9,7 @@ import urllib.request
 import numpy as np
 from pydicom.data import get_testdata_file
 
-from imaging_helpers import check_sidecar, json_lines
+from imaging_helpers import check_sidecar, json_lines, wait_for
 from hospital_imaging.sources.spool import SpoolSource
 from hospital_imaging.synthetic import phantom, png_bytes
 
@@ -71,16 +71,6 @@ def test_process_mixed_batch_good_and_bad_inputs(tmp_path, imaging_cli):
     assert counts["done"] == len(good) and counts["failed"] == len(bad) and counts["inbox"] == 0
 
 
-def _wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
-
-
 def test_service_metrics_reload_and_sigterm(tmp_path, imaging_cli):
     root = tmp_path / "spool"
     spool = SpoolSource(str(root))
@@ -89,13 +79,13 @@ def test_service_metrics_reload_and_sigterm(tmp_path, imaging_cli):
     log = open(tmp_path / "log", "w+")
     proc = imaging_cli("run", "--source", "spool:%s" % root, "--pipeline", pipeline, "--processes", 2,
                        "--metrics-port", 0, "--poll", 0.2, stderr=log, stdout=-1)
-    listening = _wait_for(lambda: [e for e in json_lines((tmp_path / "log").read_text())
-                                   if e["event"] == "metrics_listening"], 60, "metrics endpoint")
+    listening = wait_for(lambda: [e for e in json_lines((tmp_path / "log").read_text())
+                                  if e["event"] == "metrics_listening"], 60, "metrics endpoint")
     assert listening[0]["bind"] == "127.0.0.1"
     for i in range(6):
         spool.submit("img%d.png" % i, png_bytes(phantom(96, 8, seed=i)))
     spool.submit("bad.png", b"not an image at all")
-    _wait_for(lambda: len(os.listdir(root / "done")) == 6 and len(os.listdir(root / "failed")) == 2, 60, "jobs")
+    wait_for(lambda: len(os.listdir(root / "done")) == 6 and len(os.listdir(root / "failed")) == 2, 60, "jobs")
     url = "http://127.0.0.1:%d/metrics" % listening[0]["port"]
     text = urllib.request.urlopen(url, timeout=10).read().decode()
     assert "hospital_imaging_processed_total 6.0" in text
@@ -106,10 +96,10 @@ def test_service_metrics_reload_and_sigterm(tmp_path, imaging_cli):
     time.sleep(0.05)
     pipeline.write_text("steps: [read, grey, sharpen, canny, write]\n")
     os.utime(pipeline, (time.time() + 5, time.time() + 5))
-    _wait_for(lambda: [e for e in json_lines((tmp_path / "log").read_text())
-                       if e["event"] == "pipeline_reload_failed"], 30, "reload failure")
+    wait_for(lambda: [e for e in json_lines((tmp_path / "log").read_text())
+                      if e["event"] == "pipeline_reload_failed"], 30, "reload failure")
     spool.submit("after.png", png_bytes(phantom(96, 8, seed=42)))
-    _wait_for((root / "done" / "after.png").exists, 30, "job after reload failure")
+    wait_for((root / "done" / "after.png").exists, 30, "job after reload failure")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 0
     events = json_lines((tmp_path / "log").read_text())
@@ -132,7 +122,7 @@ def test_sigkill_mid_batch_then_restart_gives_exactly_one_output_each(tmp_path, 
     pipeline.write_text(EDGES)
     args = ("process", "--source", "spool:%s" % root, "--pipeline", pipeline, "--processes", 2, "--batch", 2)
     first = imaging_cli(*args, stderr=open(tmp_path / "log1", "w"), stdout=-1)
-    _wait_for(lambda: len(os.listdir(root / "done")) >= 60, 120, "a quarter of the batch")
+    wait_for(lambda: len(os.listdir(root / "done")) >= 60, 120, "a quarter of the batch")
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     stuck = os.listdir(root / "claimed")

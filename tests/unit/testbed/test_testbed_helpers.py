@@ -6,9 +6,8 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
-from testbed import ceph, lab, libvirt, procs
+from testbed import ceph, clocks, lab, libvirt, procs
 
 
 def test_kvm_usable_rejects_pvm_and_missing_flags(tmp_path):
@@ -44,13 +43,14 @@ def test_boot_report_says_how_far_a_guest_got_in_a_few_lines(tmp_path):
 
 
 def test_boot_report_compares_the_wall_clock_with_the_boot_clock(tmp_path):
-    uptime = libvirt._uptime() - 300.0  # pylint: disable=protected-access  # the wait began 300 s ago
+    wall, boot = clocks.now()
+    uptime = boot - 300.0  # the wait began 300 s ago
     args = ("hc-test-nope", str(tmp_path / "none.log"), "default", "52:54:00:00:00:01")
-    steady = libvirt.boot_report(*args, uri="test:///default", wall_since=time.time() - 300.0, uptime_since=uptime)
+    steady = libvirt.boot_report(*args, uri="test:///default", wall_since=wall - 300.0, uptime_since=uptime)
     [line] = [line for line in steady.splitlines() if line.startswith("clocks: ")]
     assert line.startswith("clocks: the wait took 300.") and "by the boot clock" in line and "moved" not in line
     # the wall clock stepped 600 s forward during the wait
-    stepped = libvirt.boot_report(*args, uri="test:///default", wall_since=time.time() - 900.0, uptime_since=uptime)
+    stepped = libvirt.boot_report(*args, uri="test:///default", wall_since=wall - 900.0, uptime_since=uptime)
     [line] = [line for line in stepped.splitlines() if line.startswith("clocks: ")]
     assert abs(float(line.split("; the wall clock moved ")[1].rstrip(" s")) - 600.0) < 1.0
 
