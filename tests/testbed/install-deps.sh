@@ -13,6 +13,8 @@ PKGS=(
   # base image builder, systemd hosts, networking
   debootstrap systemd-container bridge-utils iproute2 iptables e2fsprogs
   openssh-client rsync shellcheck
+  # packet captures on the test bed's own bridges (encryption-in-flight tests, issue #14)
+  tcpdump
   # libvirt NAT networks (DHCP/DNS for guests: molecule kvm scenario)
   dnsmasq-base
 )
