@@ -11,7 +11,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import grp
 import os
+import pwd
 import re
 import tempfile
 
@@ -108,14 +110,45 @@ def ensure(module, client):
     return result
 
 
+def _ids(p, dest):
+    """uid/gid the keyring gets: the asked owner/group, else those of the existing file (as
+    atomic_move would keep them), else -1 (unchanged). CephError for an unknown name, raised
+    before anything is written."""
+    try:
+        st = os.stat(dest)
+        uid, gid = st.st_uid, st.st_gid
+    except OSError:
+        uid = gid = -1
+    for key, lookup in (('owner', lambda n: pwd.getpwnam(n).pw_uid), ('group', lambda n: grp.getgrnam(n).gr_gid)):
+        name = p[key]
+        if name is None:
+            continue
+        try:
+            value = int(name) if str(name).isdigit() else lookup(name)
+        except KeyError:
+            raise CephError('%s: unknown %s %r for %s (nothing was written)'
+                            % (key, 'user' if key == 'owner' else 'group', name, dest))
+        if key == 'owner':
+            uid = value
+        else:
+            gid = value
+    return uid, gid
+
+
 def _write_keyring(module, p, text):
     """Write the keyring file if its content or attributes differ; text None = not known yet
-    (check mode before creation). Returns whether something changed (or would)."""
+    (check mode before creation). Returns whether something changed (or would).
+
+    The key is never readable by others, not even for a moment: the temporary file is 0600 and
+    gets its owner/group before any byte is written, and it is renamed into place by us
+    (AnsibleModule.atomic_move would chmod a new file to 0666 & ~umask, i.e. 0644, until the
+    mode is set afterwards - and for good when setting the owner/group then failed)."""
     dest = p['dest']
     current = None
     if os.path.exists(dest):
         with open(dest, 'r') as fh:
             current = fh.read()
+    uid, gid = _ids(p, dest)
     if text is None:
         return True
     changed = current != text
@@ -126,9 +159,17 @@ def _write_keyring(module, p, text):
         fd, tmp = tempfile.mkstemp(dir=directory, prefix='.%s.' % os.path.basename(dest))
         try:
             os.fchmod(fd, 0o600)
+            try:
+                if uid != -1 or gid != -1:
+                    os.fchown(fd, uid, gid)
+            except OSError as exc:
+                os.close(fd)
+                raise CephError('cannot set owner/group of %s: %s (nothing was written)' % (dest, exc))
             with os.fdopen(fd, 'w') as fh:
                 fh.write(text)
-            module.atomic_move(tmp, dest)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.rename(tmp, dest)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)

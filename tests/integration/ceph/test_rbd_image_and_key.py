@@ -179,3 +179,54 @@ def test_no_key_in_vvv_playbook_log(run_playbook, ceph_cluster, mon, tmp_path):
         assert key not in log and admin_key not in log
     finally:
         ceph_cluster.cli("auth", "del", "client.hc-t-vvv", check=False)
+
+
+class _ModeWatch:
+    """Polls a directory in a tight loop while a module runs: the widest mode any file had."""
+
+    def __init__(self, directory):
+        import threading  # pylint: disable=import-outside-toplevel
+
+        self.directory, self.modes, self.stop = directory, {}, threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self):
+        while not self.stop.is_set():
+            for entry in os.scandir(self.directory):
+                try:
+                    mode = stat.S_IMODE(entry.stat().st_mode)
+                except FileNotFoundError:
+                    continue
+                self.modes[entry.name] = self.modes.get(entry.name, 0) | mode
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+
+
+def test_keyring_never_readable_by_others_also_when_chgrp_fails(ceph_module, ceph_cluster, tmp_path):
+    """Issue #14 item 9: the keyring (and its temporary file) is never o+r, and an unknown group fails
+    the task with nothing left on disk (before: a 0644 keyring stayed behind)."""
+    ent = "client.hc-t-keymode"
+    dest = tmp_path / "ceph.client.hc-t-keymode.keyring"
+    os.umask(0o022)
+    try:
+        with _ModeWatch(tmp_path) as watch:
+            res = ceph_module("ceph_key", {"name": ent, "caps": {"mon": "allow r"}, "dest": str(dest),
+                                           "group": "hc-no-such-group"})
+        assert res["failed"], res
+        assert all(m & 0o007 == 0 for m in watch.modes.values()), watch.modes
+        assert not dest.exists() and os.listdir(tmp_path) == [], os.listdir(tmp_path)
+        assert "unknown group 'hc-no-such-group'" in res["msg"] and "Traceback" not in res["_stderr"], res
+        with _ModeWatch(tmp_path) as watch:
+            res = ceph_module("ceph_key", {"name": ent, "caps": {"mon": "allow r"}, "dest": str(dest),
+                                           "group": "root", "mode": "0640"})
+        assert res["changed"] and not res.get("failed"), res
+        assert stat.S_IMODE(dest.stat().st_mode) == 0o640
+        assert all(m & 0o007 == 0 for m in watch.modes.values()), watch.modes
+    finally:
+        ceph_module("ceph_key", {"name": ent, "state": "absent", "dest": str(dest)})
