@@ -59,9 +59,18 @@ options:
     description: Group of O(dest).
     type: str
   mode:
-    description: Mode of O(dest).
+    description:
+      - Mode of O(dest). The file is created 0600 with its owner and group already set and only
+        then given this mode, so the key is never readable by others in between.
     type: raw
     default: '0600'
+  allow_admin_delete:
+    description:
+      - Must be V(true) for O(state=absent) on an entity the cluster is administered or run with -
+        C(client.admin), C(client.bootstrap-*), C(mon.*), C(mgr.*), C(osd.*), C(mds.*) - or the
+        O(client) the task connects as. Deleting one of those locks operators or daemons out.
+    type: bool
+    default: false
 '''
 
 EXAMPLES = r'''

@@ -58,22 +58,27 @@ options:
     description: Number of replicas. V(1) also needs O(allow_size_one=true). Not for erasure pools.
     type: int
   min_size:
-    description: Replicas needed to serve I/O; at most the size.
+    description:
+      - Replicas needed to serve I/O; at most the size (and at most 10).
+      - V(1) also needs O(allow_min_size_one=true) (not needed with O(size=1) and O(allow_size_one=true)).
     type: int
   pg_num:
     description:
       - Target number of placement groups. When the autoscaler is on it is used on creation only;
         a different value for an existing pool is reported as a warning and not applied.
+      - From 1 to 65536 (the mon's C(mon_max_pool_pg_num)).
     type: int
   pgp_num:
-    description: Target number of placement groups for placement (same rules as O(pg_num)).
+    description: Target number of placement groups for placement (same rules and bounds as O(pg_num)).
     type: int
   pg_autoscale_mode:
     description: Placement group autoscaler mode of the pool.
     type: str
     choices: ['on', 'off', warn]
   target_size_ratio:
-    description: Expected share of the cluster capacity, a hint for the autoscaler (0 unsets it).
+    description:
+      - Expected share of the cluster capacity, a hint for the autoscaler (0 unsets it).
+      - A finite number from 0 to 1000000 (C(nan) and C(inf) are refused).
     type: float
   application:
     description: Applications enabled on the pool (exactly these; others are disabled).
@@ -84,10 +89,10 @@ options:
     description: Name of an existing CRUSH rule.
     type: str
   max_bytes:
-    description: Quota in bytes (0 removes it).
+    description: Quota in bytes (0 removes it), at most 2^63-1.
     type: int
   max_objects:
-    description: Quota in objects (0 removes it).
+    description: Quota in objects (0 removes it), at most 2^63-1.
     type: int
   compression_mode:
     description: BlueStore compression mode of the pool.
@@ -101,6 +106,12 @@ options:
     default: false
   allow_size_one:
     description: Must be V(true) to set O(size=1) (a single copy of every object).
+    type: bool
+    default: false
+  allow_min_size_one:
+    description:
+      - Must be V(true) to set O(min_size=1). With it a pool keeps accepting writes when a single copy
+        is left, so the loss of one more disk loses acknowledged writes (the classic Ceph data-loss setting).
     type: bool
     default: false
 '''

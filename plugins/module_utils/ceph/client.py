@@ -70,8 +70,8 @@ class CephClient:
                    params['connect_timeout'], check_mode)
 
     def connect(self):
-        if self.timeout is None or self.timeout < 1:
-            raise CephError('connect_timeout must be a positive number of seconds')
+        if self.timeout is None or not 1 <= self.timeout <= 3600:
+            raise CephError('connect_timeout must be a number of seconds from 1 to 3600, got %s' % self.timeout)
         if not self.client or '.' not in self.client:
             raise CephError("client must be an entity name like 'client.admin', got %r" % self.client)
         opts = {'client_mount_timeout': str(self.timeout), 'rados_mon_op_timeout': str(self.timeout)}

@@ -29,6 +29,7 @@ FEATURES = (('layering', 1), ('exclusive-lock', 4), ('object-map', 8), ('fast-di
 MUTABLE_ON = ('exclusive-lock', 'object-map', 'fast-diff', 'journaling')
 MUTABLE_OFF = MUTABLE_ON + ('deep-flatten',)
 CHUNK = 4 << 20
+MAX_SIZE = 2 ** 63 - 1  # librbd sizes are uint64; larger ones would overflow in the binding
 
 
 def argument_spec():
@@ -69,6 +70,8 @@ def validate(p):
         try:
             if parse_size(p['size']) <= 0:
                 return 'size must be greater than 0'
+            if parse_size(p['size']) > MAX_SIZE:
+                return 'size must be at most %d bytes (8 EiB), got %s' % (MAX_SIZE, p['size'])
         except ValueError as exc:
             return str(exc)
     if p['clone_from'] and p['import_from']:

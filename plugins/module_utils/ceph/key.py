@@ -32,7 +32,16 @@ def argument_spec():
         owner=dict(type='str'),
         group=dict(type='str'),
         mode=dict(type='raw', default='0600'),
+        allow_admin_delete=dict(type='bool', default=False),
     )
+
+
+# entities whose deletion locks the cluster's operators or daemons out (or lets nothing new join)
+ADMIN_ENTITY = re.compile(r'^(client\.admin|client\.bootstrap-[A-Za-z0-9_.-]+|(mon|mgr|osd|mds)\..+)$')
+
+
+def is_admin_entity(name, connecting_as=None):
+    return bool(ADMIN_ENTITY.match(name)) or name == connecting_as
 
 
 def validate(p):
@@ -44,6 +53,13 @@ def validate(p):
             return 'unknown cap type %r in caps (use %s)' % (cap_type, ', '.join(CAP_TYPES))
         if not isinstance(cap, str) or not cap.strip():
             return 'caps.%s must be a non-empty string such as "profile rbd"' % cap_type
+        if any(ord(c) < 32 or ord(c) == 127 for c in cap):
+            return 'caps.%s must not contain control characters' % cap_type
+    if (p.get('state') == 'absent' and not p.get('allow_admin_delete')
+            and is_admin_entity(p['name'], p.get('client'))):
+        return ('state=absent on %s would delete a key the cluster is administered or run with (client.admin, '
+                'mon./mgr./osd./mds. daemons, client.bootstrap-*, or the client this task connects as): set '
+                'allow_admin_delete: true to confirm (nothing was changed)' % p['name'])
     return None
 
 

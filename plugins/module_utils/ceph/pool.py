@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import math
 import re
 import time
 
@@ -41,7 +42,15 @@ def argument_spec():
         compression_mode=dict(type='str', choices=COMPRESSION_MODES),
         allow_delete=dict(type='bool', default=False),
         allow_size_one=dict(type='bool', default=False),
+        allow_min_size_one=dict(type='bool', default=False),
     )
+
+
+# upper bounds (the mon's own limits or what its integer fields hold): a larger value must fail
+# here with the option named, not pass validation and fail (or wrap around) later
+MAX_PG_NUM = 65536  # mon_max_pool_pg_num
+MAX_QUOTA = 2 ** 63 - 1  # quota_max_bytes / quota_max_objects are signed 64 bit in the mon command
+MAX_TARGET_SIZE_RATIO = 1e6
 
 
 def validate(p):
@@ -60,19 +69,29 @@ def validate(p):
     for key in ('size', 'min_size', 'pg_num', 'pgp_num'):
         if p[key] is not None and p[key] < 1:
             return '%s must be at least 1, got %d' % (key, p[key])
-    if p['size'] is not None and p['size'] > 10:
-        return 'size must be at most 10, got %d' % p['size']
+    for key in ('size', 'min_size'):
+        if p[key] is not None and p[key] > 10:
+            return '%s must be at most 10, got %d' % (key, p[key])
+    for key in ('pg_num', 'pgp_num'):
+        if p[key] is not None and p[key] > MAX_PG_NUM:
+            return '%s must be at most %d (mon_max_pool_pg_num), got %d' % (key, MAX_PG_NUM, p[key])
     if p['size'] == 1 and not p['allow_size_one']:
         return 'size=1 keeps a single copy of every object (no redundancy): set allow_size_one: true'
+    if p['min_size'] == 1 and not (p['allow_min_size_one'] or (p['size'] == 1 and p['allow_size_one'])):
+        return ('min_size=1 lets a pool accept writes with a single copy left, so the loss of one more '
+                'disk loses data: set allow_min_size_one: true to confirm (nothing was changed)')
     if p['size'] is not None and p['min_size'] is not None and p['min_size'] > p['size']:
         return 'min_size (%d) cannot be greater than size (%d)' % (p['min_size'], p['size'])
     if p['pg_num'] is not None and p['pgp_num'] is not None and p['pgp_num'] > p['pg_num']:
         return 'pgp_num (%d) cannot be greater than pg_num (%d)' % (p['pgp_num'], p['pg_num'])
-    if p['target_size_ratio'] is not None and p['target_size_ratio'] < 0:
-        return 'target_size_ratio must be >= 0, got %s' % p['target_size_ratio']
+    ratio = p['target_size_ratio']
+    if ratio is not None and not (math.isfinite(ratio) and 0 <= ratio <= MAX_TARGET_SIZE_RATIO):
+        return 'target_size_ratio must be a number from 0 to %g, got %s' % (MAX_TARGET_SIZE_RATIO, ratio)
     for key in ('max_bytes', 'max_objects'):
         if p[key] is not None and p[key] < 0:
             return '%s must be >= 0 (0 removes the quota), got %d' % (key, p[key])
+        if p[key] is not None and p[key] > MAX_QUOTA:
+            return '%s must be at most %d, got %d' % (key, MAX_QUOTA, p[key])
     if p['application'] is not None and not p['application']:
         return 'application needs at least one entry (a pool without application raises a warning)'
     return None

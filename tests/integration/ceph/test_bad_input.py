@@ -34,7 +34,7 @@ CASES = [
      "cannot be changed to erasure in place"),
     ("ceph_pool", {"name": P, "crush_rule": "hc-t-no-rule"}, "crush_rule 'hc-t-no-rule' does not exist"),
     ("ceph_pool", {"name": P, "compression_mode": "zstd"}, "value of compression_mode must be one of"),
-    ("ceph_pool", {"name": P, "target_size_ratio": -0.5}, "target_size_ratio must be >= 0"),
+    ("ceph_pool", {"name": P, "target_size_ratio": -0.5}, "target_size_ratio must be a number from 0"),
     ("ceph_pool", {"name": P, "pg_nums": 8}, "Unsupported parameters"),
     ("ceph_pool", {"name": P, "client": "admin"}, "client must be an entity name"),
     ("ceph_pool", {"name": P, "conf": "/nonexistent/ceph.conf"}, "cannot read Ceph configuration"),
@@ -53,6 +53,18 @@ CASES = [
     ("ceph_key", {"name": "libvirt", "caps": {"mon": "profile rbd"}}, "invalid entity name 'libvirt'"),
     ("ceph_key", {"name": "client.hc-t-bad", "caps": {"rgw": "allow *"}}, "unknown cap type 'rgw'"),
     ("ceph_key", {"name": "client.hc-t-bad", "caps": {"mon": ""}}, "caps.mon must be a non-empty string"),
+    # issue #14 items 10 and 13: opt-ins and values that used to pass validation
+    ("ceph_pool", {"name": P, "min_size": 1}, "set allow_min_size_one: true"),
+    ("ceph_pool", {"name": P, "target_size_ratio": "nan"}, "target_size_ratio must be a number from 0"),
+    ("ceph_pool", {"name": P, "target_size_ratio": "inf"}, "target_size_ratio must be a number from 0"),
+    ("ceph_pool", {"name": P, "pg_num": 10 ** 30, "pg_autoscale_mode": "off"}, "pg_num must be at most 65536"),
+    ("ceph_pool", {"name": P, "max_bytes": 2 ** 70}, "max_bytes must be at most"),
+    ("ceph_pool", {"name": P, "max_objects": 2 ** 64}, "max_objects must be at most"),
+    ("ceph_pool", {"name": P, "connect_timeout": 10 ** 30}, "connect_timeout must be a number of seconds"),
+    ("rbd_image", {"pool": P, "name": "disk", "size": "99999999999P"}, "size must be at most"),
+    ("ceph_key", {"name": "client.admin", "state": "absent"}, "set allow_admin_delete: true"),
+    ("ceph_key", {"name": "client.bootstrap-osd", "state": "absent"}, "set allow_admin_delete: true"),
+    ("ceph_key", {"name": "client.hc-t-bad", "caps": {"mon": "allow r\u0000"}}, "control characters"),
 ]
 
 

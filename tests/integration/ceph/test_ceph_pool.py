@@ -17,7 +17,8 @@ BASE = {"size": 3, "min_size": 2, "pg_num": 8, "pgp_num": 8, "pg_autoscale_mode"
 
 def test_four_step_check_apply_check_apply(ceph_module, ceph_cluster, mon, pool_name):
     """check (changed) -> apply (changed, same commands) -> check (not changed) -> apply (not changed)."""
-    args = {"name": pool_name, "size": 2, "min_size": 1, "pg_num": 16, "pg_autoscale_mode": "off",
+    args = {"name": pool_name, "size": 2, "min_size": 1, "allow_min_size_one": True, "pg_num": 16,
+            "pg_autoscale_mode": "off",
             "application": ["rbd", "rados"], "max_bytes": 10 << 20, "max_objects": 1000,
             "compression_mode": "passive", "target_size_ratio": 0.05}
     pre = ceph_module("ceph_pool", dict(args, name=pool_name), check=True, diff=True)
@@ -39,7 +40,7 @@ def test_four_step_check_apply_check_apply(ceph_module, ceph_cluster, mon, pool_
     assert p["options"]["compression_mode"] == "passive"
     assert abs(p["options"]["target_size_ratio"] - 0.05) < 1e-9
     for key, val in args.items():
-        if key != "name":
+        if key not in ("name", "allow_min_size_one"):
             assert again["pool"][key] == (sorted(val) if isinstance(val, list) else val), key
 
 

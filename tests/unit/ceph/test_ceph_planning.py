@@ -17,7 +17,7 @@ HAVE = {"pool_type": "replicated", "erasure_profile": None, "size": 3, "min_size
 
 def params(**kw):
     p = dict((k, None) for k in pool.argument_spec())
-    p.update(state="present", allow_delete=False, allow_size_one=False, name="vms")
+    p.update(state="present", allow_delete=False, allow_size_one=False, allow_min_size_one=False, name="vms")
     p.update(kw)
     return p
 

@@ -59,3 +59,67 @@ def test_unknown_group_fails_before_anything_is_written(monkeypatch, tmp_path):
     with pytest.raises(client.CephError, match="unknown group 'hc-no-such-group'"):
         key._write_keyring(module, module.params, TEXT)
     assert os.listdir(tmp_path) == []
+
+
+def _pool(**kw):
+    from ansible_collections.hospital.cloud.plugins.module_utils.ceph import pool  # noqa: E402
+
+    p = dict((k, v.get("default")) for k, v in pool.argument_spec().items())
+    p.update(name="vms")
+    p.update(kw)
+    return pool.validate(p)
+
+
+@pytest.mark.parametrize("kw,msg", [
+    ({"min_size": 1}, "set allow_min_size_one: true"),
+    ({"size": 3, "min_size": 1}, "set allow_min_size_one: true"),
+    ({"target_size_ratio": float("nan")}, "target_size_ratio must be a number from 0"),
+    ({"target_size_ratio": float("inf")}, "target_size_ratio must be a number from 0"),
+    ({"target_size_ratio": float("-inf")}, "target_size_ratio must be a number from 0"),
+    ({"target_size_ratio": 1e300}, "target_size_ratio must be a number from 0"),
+    ({"pg_num": 10 ** 30}, "pg_num must be at most 65536"),
+    ({"pgp_num": 65537}, "pgp_num must be at most 65536"),
+    ({"max_bytes": 2 ** 70}, "max_bytes must be at most"),
+    ({"max_objects": 2 ** 63}, "max_objects must be at most"),
+    ({"min_size": 11}, "min_size must be at most 10"),
+])
+def test_pool_refuses_unsafe_and_out_of_range_values(kw, msg):
+    assert msg in (_pool(**kw) or ""), kw
+
+
+@pytest.mark.parametrize("kw", [
+    {"min_size": 1, "allow_min_size_one": True}, {"size": 1, "min_size": 1, "allow_size_one": True},
+    {"min_size": 2}, {"target_size_ratio": 0.2}, {"pg_num": 65536}, {"max_bytes": 2 ** 63 - 1},
+])
+def test_pool_accepts_opted_in_and_in_range_values(kw):
+    assert _pool(**kw) is None
+
+
+def _key(**kw):
+    p = dict((k, v.get("default")) for k, v in key.argument_spec().items())
+    p.update(client="client.admin")
+    p.update(kw)
+    return key.validate(p)
+
+
+@pytest.mark.parametrize("name", ["client.admin", "client.bootstrap-osd", "client.bootstrap-rbd", "mon.a",
+                                  "mgr.x", "osd.0", "mds.a", "client.hc-ops"])
+def test_key_absent_on_admin_entities_needs_opt_in(name):
+    msg = _key(name=name, state="absent", client="client.hc-ops")
+    assert msg and "allow_admin_delete: true" in msg
+    assert _key(name=name, state="absent", client="client.hc-ops", allow_admin_delete=True) is None
+
+
+def test_key_absent_on_ordinary_entity_needs_no_opt_in():
+    assert _key(name="client.imaging-old", state="absent") is None
+    assert _key(name="client.admin", state="present") is None
+
+
+def test_key_caps_with_control_characters_refused():
+    assert "control characters" in _key(name="client.x", caps={"mon": "profile rbd\nallow *"})
+
+
+def test_connect_timeout_bounds():
+    for value in (0, 10 ** 30):
+        with pytest.raises(client.CephError, match="connect_timeout must be a number of seconds from 1 to 3600"):
+            client.CephClient(connect_timeout=value).connect()
