@@ -95,7 +95,12 @@ options:
         type: str
         required: true
   import_from:
-    description: Local raw or qcow2 file whose content the new image gets (on creation only).
+    description:
+      - Local raw or qcow2 file whose content the new image gets (on creation only).
+      - The image is imported as C(NAME.hc-importing) and renamed to O(name) only after the last byte
+        is written, so a failed or killed import never leaves a partial image under O(name) for later
+        runs to snapshot and clone. The next run removes a leftover C(NAME.hc-importing) and imports
+        again (RV(commands) then starts with C(rbd rm)). Names ending in C(.hc-importing) are refused.
     type: path
   import_format:
     description: Format of O(import_from); V(auto) asks C(qemu-img info).

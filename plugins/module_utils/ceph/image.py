@@ -29,6 +29,7 @@ FEATURES = (('layering', 1), ('exclusive-lock', 4), ('object-map', 8), ('fast-di
 MUTABLE_ON = ('exclusive-lock', 'object-map', 'fast-diff', 'journaling')
 MUTABLE_OFF = MUTABLE_ON + ('deep-flatten',)
 CHUNK = 4 << 20
+IMPORTING_SUFFIX = '.hc-importing'
 MAX_SIZE = 2 ** 63 - 1  # librbd sizes are uint64; larger ones would overflow in the binding
 
 
@@ -66,6 +67,8 @@ def validate(p):
     for key in ('pool', 'name'):
         if not NAME.match(p[key] or ''):
             return 'invalid %s name %r: use A-Z a-z 0-9 _ . - (no spaces, no /, no @)' % (key, p[key])
+    if p['name'] and p['name'].endswith(IMPORTING_SUFFIX):
+        return 'invalid name name %r: %s names an image while it is imported' % (p['name'], IMPORTING_SUFFIX)
     if p['size'] is not None:
         try:
             if parse_size(p['size']) <= 0:
@@ -235,13 +238,40 @@ def _create(module, client, ioctx, size):
         size = size or virtual
     elif size is None:
         raise CephError('size is required to create image %s/%s' % (p['pool'], p['name']))
-    client.change(dict(base, prefix='rbd create', size=size, features=p['features']),
-                  lambda: rbd.RBD().create(ioctx, p['name'], size, old_format=False, **kw))
-    if p['import_from']:
-        client.change(dict(base, prefix='rbd import', source=p['import_from'], format=fmt),
-                      lambda: _import(module, ioctx, p['name'], p['import_from'], fmt))
+    if not p['import_from']:
+        client.change(dict(base, prefix='rbd create', size=size, features=p['features']),
+                      lambda: rbd.RBD().create(ioctx, p['name'], size, old_format=False, **kw))
+    else:
+        # import under a temporary name and rename only after the last byte is written: a run that
+        # is killed or fails half-way leaves no image under the real name to be snapshotted and cloned
+        tmp = importing_name(p['name'])
+        if tmp in rbd.RBD().list(ioctx):
+            client.change(dict(base, prefix='rbd rm', image=tmp, reason='partial import of an earlier run'),
+                          lambda: rbd.RBD().remove(ioctx, tmp))
+        client.change(dict(base, prefix='rbd create', image=tmp, size=size, features=p['features']),
+                      lambda: rbd.RBD().create(ioctx, tmp, size, old_format=False, **kw))
+        client.change(dict(base, prefix='rbd import', image=tmp, source=p['import_from'], format=fmt),
+                      lambda: _import_or_remove(module, ioctx, tmp, p['import_from'], fmt))
+        client.change(dict(base, prefix='rbd rename', source=tmp),
+                      lambda: rbd.RBD().rename(ioctx, tmp, p['name']))
     feats = p['features'] if p['features'] is not None else []
     return {'size': size, 'features': feats, 'snapshots': [], 'parent': None}
+
+
+def importing_name(name):
+    """Name an image has while it is imported (renamed to `name` once complete)."""
+    return name + IMPORTING_SUFFIX
+
+
+def _import_or_remove(module, ioctx, name, path, fmt):
+    try:
+        _import(module, ioctx, name, path, fmt)
+    except BaseException:
+        try:
+            rbd.RBD().remove(ioctx, name)
+        except Exception:  # pylint: disable=broad-except
+            pass  # the next run removes it (it never carries the real name)
+        raise
 
 
 def _inspect(module, path, fmt):
@@ -279,6 +309,7 @@ def _import(module, ioctx, name, path, fmt):
                 if chunk != zero[:len(chunk)]:
                     img.write(chunk, offset)
                 offset += len(chunk)
+            img.flush()
     finally:
         if tmpdir:
             shutil.rmtree(tmpdir, ignore_errors=True)

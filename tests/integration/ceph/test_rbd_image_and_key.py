@@ -19,7 +19,7 @@ def rbd_pool(run_module, ceph_cluster):
                                                       application=["rbd"]))
     assert not res.get("failed"), res
     yield name
-    for image in ("vm-1", "vm-2", "golden", "plain"):
+    for image in ("vm-1", "vm-2", "golden", "plain", "golden-k"):
         run_module("hospital.cloud.rbd_image", dict(conn, pool=name, name=image, state="absent", allow_delete=True))
     run_module("hospital.cloud.ceph_pool", dict(conn, name=name, state="absent", allow_delete=True))
 
@@ -60,7 +60,7 @@ def test_golden_import_snapshot_protect_clone_chain(ceph_module, ceph_cluster, r
               "snapshots": [{"name": "base", "protected": True}]}
     pre = ceph_module("rbd_image", golden, check=True)
     assert pre["changed"] and [c["prefix"] for c in pre["commands"]] == [
-        "rbd create", "rbd import", "rbd snap create", "rbd snap protect"], pre
+        "rbd create", "rbd import", "rbd rename", "rbd snap create", "rbd snap protect"], pre
     first = ceph_module("rbd_image", golden, diff=True)
     assert first["changed"] and first["commands"] == pre["commands"], first
     assert ceph_module("rbd_image", golden, check=True)["changed"] is False
@@ -230,3 +230,66 @@ def test_keyring_never_readable_by_others_also_when_chgrp_fails(ceph_module, cep
         assert all(m & 0o007 == 0 for m in watch.modes.values()), watch.modes
     finally:
         ceph_module("ceph_key", {"name": ent, "state": "absent", "dest": str(dest)})
+
+
+def test_import_killed_half_way_is_reimported_not_cloned(ceph_module, ceph_cluster, rbd_pool, conn, tmp_path):
+    """Issue #14 item 8: the module is killed (SIGKILL, by PID) in the middle of an import; the next run
+    imports again (contents equal the source) instead of snapshotting the partial image."""
+    import hashlib  # pylint: disable=import-outside-toplevel
+    import json  # pylint: disable=import-outside-toplevel
+    import signal  # pylint: disable=import-outside-toplevel
+    import time  # pylint: disable=import-outside-toplevel
+
+    import rbd  # pylint: disable=import-outside-toplevel
+    from testbed.ansible_run import PYTHON, ansible_env  # pylint: disable=import-outside-toplevel
+
+    size = 96 << 20
+    src = tmp_path / "golden-k.raw"
+    src.write_bytes(os.urandom(size))
+    args = dict(conn, pool=rbd_pool, name="golden-k", import_from=str(src), import_format="raw",
+                snapshots=[{"name": "base", "protected": True}])
+    payload = tmp_path / "args.json"
+    payload.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": args}))
+    proc = subprocess.Popen([PYTHON, "-m", "ansible_collections.hospital.cloud.plugins.modules.rbd_image",
+                             str(payload)], env=ansible_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = src.read_bytes()[:4096]
+    r = ceph_cluster.rados()
+    try:
+        with r.open_ioctx(rbd_pool) as io:
+            deadline = time.monotonic() + 120
+            written = None
+            while written is None and time.monotonic() < deadline and proc.poll() is None:
+                for name in rbd.RBD().list(io):
+                    if name.startswith("golden-k"):
+                        try:
+                            with rbd.Image(io, name, read_only=True) as img:
+                                if img.read(0, 4096) == first:
+                                    written = name
+                        except rbd.ImageNotFound:
+                            pass
+                time.sleep(0.02)
+            assert proc.poll() is None, "the import finished before it could be killed (rc %s)" % proc.returncode
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            assert written is not None, "no import in progress seen"
+            with rbd.Image(io, written, read_only=True) as img:
+                assert img.read(size - 4096, 4096) != src.read_bytes()[-4096:], "import was complete at the kill"
+            # nothing under the real name: a partial image is never what later runs snapshot and clone
+            assert "golden-k" not in rbd.RBD().list(io), written
+    finally:
+        r.shutdown()
+    again = ceph_module("rbd_image", args)
+    assert again["changed"] and not again.get("failed"), again
+    assert [c["prefix"] for c in again["commands"]] == [
+        "rbd rm", "rbd create", "rbd import", "rbd rename", "rbd snap create", "rbd snap protect"], again
+    r = ceph_cluster.rados()
+    try:
+        with r.open_ioctx(rbd_pool) as io, rbd.Image(io, "golden-k", read_only=True) as img:
+            digest = hashlib.sha256()
+            for off in range(0, size, 4 << 20):
+                digest.update(img.read(off, 4 << 20))
+            assert [n for n in rbd.RBD().list(io) if n.startswith("golden-k")] == ["golden-k"]
+    finally:
+        r.shutdown()
+    assert digest.hexdigest() == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert ceph_module("rbd_image", args)["changed"] is False
