@@ -48,7 +48,7 @@ options:
   state:
     description:
       - V(present) defines the domain and leaves its run state; V(running), V(shutoff), V(paused)
-        also bring it there; V(absent) stops and undefines it.
+        also bring it there; V(absent) stops it (ACPI shutdown first, see O(shutdown_timeout)) and undefines it.
     type: str
     choices: [present, running, shutoff, paused, absent]
     default: present
@@ -223,9 +223,19 @@ options:
     type: bool
     default: false
   shutdown_timeout:
-    description: Seconds to wait for an ACPI shutdown before powering off; V(0) powers off at once.
+    description:
+      - Seconds (0 to 86400) to wait for an ACPI shutdown before powering off; V(0) powers off at once.
+      - Used by every stop - O(state=shutoff), O(state=absent) and O(restart_on_change) - so a VM is
+        never powered off while its guest could still shut down cleanly. A paused guest cannot react
+        to ACPI and is powered off at once.
     type: int
     default: 120
+  force:
+    description:
+      - Power off (C(virsh destroy)) at once instead of an ACPI shutdown first, for O(state=shutoff),
+        O(state=absent) and restarts. The guest's unwritten data is lost.
+    type: bool
+    default: false
   remove_storage:
     description:
       - With O(state=absent), also delete the domain's file disks (never block, volume or RBD disks).
@@ -289,7 +299,11 @@ changes:
   elements: dict
   sample: [{"action": "define", "fields": ["memory"]}, {"action": "start"}]
 calls:
-  description: The libvirt API calls made (check mode, the calls a real run would make).
+  description:
+    - The libvirt API calls made (check mode, the calls a real run would make).
+    - A graceful stop is predicted as C(shutdown), C(destroy if still running after N s); the real run
+      lists C(destroy) only when the guest had not stopped by itself within O(shutdown_timeout) and it
+      powered the guest off.
   returned: always
   type: list
   elements: str
@@ -362,6 +376,7 @@ def argument_spec():
         extra_devices=dict(type="list", elements="str"),
         restart_on_change=dict(type="bool", default=False),
         shutdown_timeout=dict(type="int", default=120),
+        force=dict(type="bool", default=False),
         remove_storage=dict(type="bool", default=False),
     )
     spec.update(connection.CONNECTION_ARGS)

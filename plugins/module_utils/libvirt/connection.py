@@ -35,6 +35,9 @@ def execute(module, fn, **kwargs):
         result = fn(module.params, **kwargs)
     except LibvirtModuleError as exc:
         module.fail_json(msg=exc.msg, **exc.details)
+    except libvirt.libvirtError as exc:
+        # a libvirt call outside call() (a lookup, a listing): still a message, not a traceback
+        module.fail_json(msg="libvirt error: %s" % error_text(exc))
     module.exit_json(**result)
 
 
@@ -56,7 +59,7 @@ def connect(uri, readonly=False):
     libvirt.registerErrorHandler(_quiet, None)
     try:
         conn = libvirt.openReadOnly(uri) if readonly else libvirt.open(uri)
-    except libvirt.libvirtError as exc:
+    except (libvirt.libvirtError, ValueError, TypeError) as exc:
         raise LibvirtModuleError("cannot connect to libvirt at %s: %s" % (uri, error_text(exc)))
     try:
         yield conn
@@ -84,6 +87,9 @@ def call(calls, what, fn, *args):
         return fn(*args)
     except libvirt.libvirtError as exc:
         raise LibvirtModuleError("%s failed: %s" % (what, error_text(exc)), calls=list(calls))
+    except (ValueError, TypeError, OverflowError) as exc:
+        # raised by the binding for values C cannot take (embedded NUL, out-of-range integers)
+        raise LibvirtModuleError("%s failed: %s" % (what, exc), calls=list(calls))
 
 
 STATE_NAMES = {0: "shutoff", 1: "running", 2: "running", 3: "paused", 4: "running", 5: "shutoff",

@@ -33,7 +33,8 @@ def plan(want, observed, spec_changes, restart_on_change=False, remove_storage=F
         if not observed["exists"]:
             return steps
         if observed["active"]:
-            steps.append({"action": "destroy"})
+            # the same graceful path as state=shutoff: ACPI shutdown, power off only after shutdown_timeout
+            steps.append({"action": "stop", "reason": "absent"})
         steps.append({"action": "undefine"})
         if remove_storage and observed.get("files"):
             steps.append({"action": "remove_storage", "paths": list(observed["files"])})
@@ -75,7 +76,9 @@ def observe(conn, name, wanted_extras):
 
 
 def _stop(dom, calls, timeout):
-    if timeout > 0 and dom.isActive():
+    """ACPI shutdown, wait up to `timeout` s, then power off (destroy) if the guest still runs.
+    A paused guest cannot react to ACPI and is powered off at once (as check mode predicts)."""
+    if timeout > 0 and dom.isActive() and lv.domain_state(dom) == "running":
         lv.call(calls, "shutdown", dom.shutdown)
         deadline = time.monotonic() + timeout
         while dom.isActive() and time.monotonic() < deadline:
@@ -139,7 +142,7 @@ def apply(conn, dom, steps, xml, p, calls):
         elif action == "remove_storage":
             _remove_files(conn, step["paths"], calls)
         elif action == "stop":
-            _stop(dom, calls, p["shutdown_timeout"])
+            _stop(dom, calls, _stop_timeout(p))
         elif action == "start":
             lv.call(calls, "createWithFlags", dom.createWithFlags, 0)
         elif action == "start_paused":
@@ -153,9 +156,32 @@ def apply(conn, dom, steps, xml, p, calls):
     return dom
 
 
-def _predicted_calls(steps, p):
+CONDITIONAL_DESTROY = "destroy if still running after %d s"
+
+
+def predicted_matches(predicted, real):
+    """A real run's calls are the prediction with each conditional destroy either made
+    ("destroy") or not needed (absent): the rule check mode is held to."""
+    if not predicted:
+        return not real
+    head, rest = predicted[0], predicted[1:]
+    if head.startswith("destroy if still running after "):
+        return (bool(real) and real[0] == "destroy" and predicted_matches(rest, real[1:])) or \
+            predicted_matches(rest, real)
+    return bool(real) and real[0] == head and predicted_matches(rest, real[1:])
+
+
+def _stop_timeout(p):
+    return 0 if p.get("force") else p["shutdown_timeout"]
+
+
+def _predicted_calls(steps, p, observed=None):
+    graceful = _stop_timeout(p) > 0 and (observed or {}).get("state") == "running"
+    # after a shutdown request the destroy follows only if the guest has not stopped by itself
+    # within shutdown_timeout: check mode cannot know what the guest will do, so it names the
+    # condition (CONDITIONAL_DESTROY); a real run lists "destroy" only if it powered off
     names = {"define": ["defineXML"], "destroy": ["destroy"], "undefine": ["undefineFlags"],
-             "stop": ["shutdown", "destroy"] if p["shutdown_timeout"] > 0 else ["destroy"],
+             "stop": ["shutdown", CONDITIONAL_DESTROY % _stop_timeout(p)] if graceful else ["destroy"],
              "start": ["createWithFlags"], "start_paused": ["createWithFlags"], "resume": ["resume"],
              "suspend": ["suspend"]}
     out = []
@@ -171,6 +197,11 @@ def _predicted_calls(steps, p):
 
 def run(p, check_mode=False, want_diff=False):
     """The whole module: returns the result dict (raises LibvirtModuleError on bad input/failure)."""
+    domain_spec.check_text(p)
+    timeout = p.get("shutdown_timeout")
+    if timeout is None or not 0 <= timeout <= domain_spec.MAX_SHUTDOWN_TIMEOUT:
+        raise LibvirtModuleError("shutdown_timeout: needs a number of seconds from 0 to %d, got %s"
+                                 % (domain_spec.MAX_SHUTDOWN_TIMEOUT, timeout))
     state_only = p["state"] != "absent" and _state_only(p)
     desired = None if state_only else domain_spec.desired_spec(p)
     if state_only:
@@ -198,7 +229,7 @@ def run(p, check_mode=False, want_diff=False):
             live_changes = [c["field"] for c in domain_spec.compare(desired, live) if c["field"] not in LIVE_IGNORED]
         calls = []
         if check_mode:
-            calls = _predicted_calls(steps, p)
+            calls = _predicted_calls(steps, p, observed)
         elif steps:
             dom = apply(conn, dom, steps, xml, p, calls)
         result = {"changed": bool(steps), "changes": steps, "calls": calls, "xml": xml,

@@ -42,10 +42,34 @@ _MAC_RE = re.compile(r"^([0-9a-f]{2}:){5}[0-9a-f]{2}$")
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 _MONITOR_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+)(:(\d{1,5}))?$")
 _RBD_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+# characters XML 1.0 cannot carry (and the libvirt binding rejects NUL with a Python ValueError);
+# line breaks only where the value is XML itself (extra_devices)
+_BAD_TEXT_RE = re.compile(u"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+_BAD_LINE_RE = re.compile(u"[\n\r]")
+MAX_SHUTDOWN_TIMEOUT = 86400
+MAX_TOPOLOGY = 1024
 
 
 def fail(msg):
     raise LibvirtModuleError(msg)
+
+
+def check_text(value, what="", multiline=False):
+    """Every string in the parameters (nested dicts/lists too) must be text XML and libvirt accept:
+    no control characters (NUL included); line breaks only inside extra_devices."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            check_text(key, "%s%s (key)" % (what + "." if what else "", key))
+            check_text(item, "%s%s" % (what + "." if what else "", key), multiline or key == "extra_devices")
+    elif isinstance(value, (list, tuple)):
+        for idx, item in enumerate(value):
+            check_text(item, "%s[%d]" % (what, idx), multiline)
+    elif isinstance(value, str):
+        bad = _BAD_TEXT_RE.search(value) or (None if multiline else _BAD_LINE_RE.search(value))
+        if bad:
+            fail("%s: contains the control character U+%04X at position %d; not allowed here"
+                 % (what or "value", ord(bad.group(0)), bad.start()))
+    return value
 
 
 def check_uuid(value, what):
@@ -154,8 +178,8 @@ def _cpu(cpu, vcpus):
     mode = cpu.get("mode") or "host-model"
     topo = [cpu.get(k) for k in ("sockets", "cores", "threads")]
     if any(t is not None for t in topo):
-        if any(t is None or t < 1 for t in topo):
-            fail("cpu: topology needs sockets, cores and threads, each >= 1")
+        if any(t is None or not 1 <= t <= MAX_TOPOLOGY for t in topo):
+            fail("cpu: topology needs sockets, cores and threads, each from 1 to %d" % MAX_TOPOLOGY)
         if topo[0] * topo[1] * topo[2] != vcpus:
             fail("cpu: topology sockets*cores*threads = %d does not match vcpus = %d"
                  % (topo[0] * topo[1] * topo[2], vcpus))

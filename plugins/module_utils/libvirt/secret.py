@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection as lv
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.domain_spec import (
-    check_uuid, decode_key, secret_digest)
+    check_text, check_uuid, decode_key, secret_digest)
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.errors import LibvirtModuleError
 
 DIGEST_PREFIX = "hospital.cloud sha256:"
@@ -44,8 +44,19 @@ def parse(xml):
 
 def _lookup(conn, uuid, usage):
     found = {}
-    for sec in conn.listAllSecrets():
-        info = parse(sec.XMLDesc(0))
+    try:
+        secrets = conn.listAllSecrets()
+    except lv.libvirt.libvirtError as exc:
+        raise LibvirtModuleError("listing the libvirt secrets failed: %s" % lv.error_text(exc))
+    for sec in secrets:
+        try:
+            info = parse(sec.XMLDesc(0))
+        except lv.libvirt.libvirtError as exc:
+            if exc.get_error_code() == lv.libvirt.VIR_ERR_NO_SECRET:
+                continue  # removed since the listing
+            raise LibvirtModuleError("reading libvirt secret %s failed: %s" % (sec.UUIDString(), lv.error_text(exc)))
+        except ET.ParseError as exc:
+            raise LibvirtModuleError("libvirt returned secret XML that does not parse: %s" % exc)
         if info["uuid"] == uuid:
             found["uuid"] = (sec, info)
         elif info["usage_type"] == "ceph" and info["usage"] == usage:
@@ -54,6 +65,7 @@ def _lookup(conn, uuid, usage):
 
 
 def run(p, check_mode=False, want_diff=False):
+    check_text(p)
     usage = p["usage"]
     if not usage or not usage.strip():
         raise LibvirtModuleError("usage: the ceph usage name is required (e.g. 'client.libvirt secret')")

@@ -153,6 +153,12 @@ BAD = [
     ({"metadata": {"bad key": "x"}}, "metadata: key 'bad key'"),
     ({"uuid": "not-a-uuid"}, "is not a UUID"),
     ({"memory": "lots"}, "memory"),
+    # issue #14 item 13: control characters reach the XML / the binding; out-of-range values
+    ({"boot": {"kernel": "/boot/vmlinuz", "cmdline": "console=ttyS0\u0000rw"}},
+     "boot.cmdline: contains the control character U+0000"),
+    ({"metadata": {"owner": "x\u0007"}}, "metadata.owner: contains the control character U+0007"),
+    ({"shutdown_timeout": -1}, "shutdown_timeout: needs a number of seconds"),
+    ({"shutdown_timeout": 10 ** 30}, "shutdown_timeout: needs a number of seconds"),
 ]
 
 
@@ -170,3 +176,22 @@ def test_bad_input_fails_clearly_and_leaves_the_host_unchanged(run_module, small
     assert res["failed"] and "cannot change a domain's uuid" in res["msg"]
     assert host_snapshot(libvirt_uri) == before
     assert len(BAD) >= 20
+
+
+def test_absent_shuts_down_gracefully_as_predicted(run_module, small, tmp_path, libvirt_uri):
+    """Issue #14 item 10: state=absent asks the guest to shut down (ACPI) and powers off only after
+    shutdown_timeout. The SeaBIOS guest here ignores ACPI, so the power-off comes, after the wait."""
+    import time  # pylint: disable=import-outside-toplevel
+
+    converge(run_module, dict(small, state="running"), tmp_path)
+    args = dict(small, state="absent", shutdown_timeout=3)
+    pre = run_module(FQCN, args, check=True)
+    assert pre["calls"] == ["shutdown", "destroy if still running after 3 s", "undefineFlags"], pre["calls"]
+    assert virsh(libvirt_uri, "domstate", small["name"]).strip() == "running"
+    t0 = time.monotonic()
+    res = run_module(FQCN, args)
+    took = time.monotonic() - t0
+    assert res["changed"] and res["calls"] == ["shutdown", "destroy", "undefineFlags"], res["calls"]
+    assert res["changes"] == pre["changes"]
+    assert took >= 3, "powered off after %.1f s, before shutdown_timeout" % took
+    assert small["name"] not in virsh(libvirt_uri, "list", "--all", "--name").split()

@@ -78,7 +78,7 @@ def test_domain_with_rbd_disk_defines_and_starts(run_module, ceph_cluster, libvi
                 assert img.watchers_list() and len(list(img.watchers_list())) >= 1
         # absent never removes RBD storage, even with remove_storage
         gone = run_module(FQCN, dict(args, state="absent", remove_storage=True))
-        assert gone["changed"] and [c["action"] for c in gone["changes"]] == ["destroy", "undefine"]
+        assert gone["changed"] and [c["action"] for c in gone["changes"]] == ["stop", "undefine"]
         with cluster.open_ioctx(pool) as ioctx:
             assert image in rbd.RBD().list(ioctx)
     finally:
@@ -86,3 +86,19 @@ def test_domain_with_rbd_disk_defines_and_starts(run_module, ceph_cluster, libvi
         cluster.shutdown()
         ceph_cluster.cli("auth", "del", user, check=False)
         ceph_cluster.cli("osd", "pool", "rm", pool, pool, "--yes-i-really-really-mean-it", check=False)
+
+
+def test_secret_lookup_libvirt_error_fails_cleanly(run_module, libvirt_uri):
+    """Issue #14 item 13: a libvirt error while looking up secrets (here: a driver without secrets)
+    is a message, not a traceback; nothing changes on the real libvirtd either."""
+    before = host_snapshot(libvirt_uri)
+    key = base64.b64encode(os.urandom(16)).decode()
+    res = run_module("hospital.cloud.libvirt_secret", {"uri": "test:///default", "usage": "client.hc-t secret",
+                                                      "value": key})
+    assert res["failed"] and "listing the libvirt secrets failed" in res["msg"], res
+    assert "Traceback" not in res["_stderr"] + res["msg"] and key not in str(res)
+    res = run_module("hospital.cloud.libvirt_secret", {"uri": libvirt_uri, "usage": "client.hc-t\u0000secret",
+                                                      "value": key})
+    assert res["failed"] and "usage: contains the control character U+0000" in res["msg"], res
+    assert "Traceback" not in res["_stderr"]
+    assert host_snapshot(libvirt_uri) == before

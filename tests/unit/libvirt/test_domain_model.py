@@ -174,7 +174,7 @@ PLANS = [
     ("paused", obs("shutoff"), [], False, ["start_paused"]),
     ("shutoff", obs("running"), [], False, ["stop"]),
     ("shutoff", obs("paused"), [], False, ["stop"]),
-    ("absent", obs("running"), [], False, ["destroy", "undefine"]),
+    ("absent", obs("running"), [], False, ["stop", "undefine"]),
     ("absent", obs("shutoff"), [], False, ["undefine"]),
     ("present", obs("running"), CHANGE, False, ["define"]),
     ("present", obs("running"), CHANGE, True, ["define", "stop", "start"]),
