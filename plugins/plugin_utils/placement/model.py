@@ -48,6 +48,12 @@ def fmt_amount(dim, value):
     return "%d" % value
 
 
+# upper bounds: far above any rack, low enough that capacity * ratio stays a finite, exact number
+MAX_AMOUNT = 2 ** 40  # vcpus, MiB or GiB
+MAX_RATIO = 1000.0
+MAX_TIME_LIMIT = 3600
+
+
 def parse_amount(value, dim, where):
     """Validate one size; return an int in the collection's unit for ``dim``."""
     if isinstance(value, bool):
@@ -76,6 +82,8 @@ def parse_amount(value, dim, where):
         raise PlacementError("%s: %s must be a number, got %r" % (where, dim, value))
     if number < 0:
         raise PlacementError("%s: %s must not be negative, got %r" % (where, dim, value))
+    if number > MAX_AMOUNT:
+        raise PlacementError("%s: %s %r is larger than the limit %d" % (where, dim, value, MAX_AMOUNT))
     return number
 
 
@@ -88,6 +96,8 @@ def _ratio(value, where):
         raise PlacementError("%s must be a positive number, got %r" % (where, value)) from None
     if number <= 0 or math.isnan(number) or math.isinf(number):
         raise PlacementError("%s must be a positive number, got %r" % (where, value))
+    if number > MAX_RATIO:
+        raise PlacementError("%s must be at most %g, got %r" % (where, MAX_RATIO, value))
     return number
 
 
@@ -301,8 +311,10 @@ def build_problem(vms, hosts, current=None, strategy="pack", reserve="none",
         reserve = "none"
     if reserve not in RESERVES:
         raise PlacementError("reserve must be one of %s, got %r" % (", ".join(RESERVES), reserve))
-    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or time_limit < 0:
-        raise PlacementError("time_limit must be a number of seconds >= 0, got %r" % (time_limit,))
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) \
+            or not (math.isfinite(time_limit) and 0 <= time_limit <= MAX_TIME_LIMIT):
+        raise PlacementError("time_limit must be a number of seconds from 0 to %d, got %r"
+                             % (MAX_TIME_LIMIT, time_limit))
     host_objs = [parse_host(h, i) for i, h in enumerate(hosts)]
     vm_objs = [parse_vm(v, i) for i, v in enumerate(vms)]
     _unique([h.name for h in host_objs], "host")

@@ -30,6 +30,11 @@ PLAYBOOK = """
         bad: "{{ [{'name': 'huge', 'vcpus': 1, 'memory': '1 TiB', 'disk': 1}] | hospital.cloud.placement(kvm_hosts) }}"
       ignore_errors: true
       register: bad_result
+    - name: An overflowing overcommit fails with a message naming it (issue 14 item 13)
+      ansible.builtin.set_fact:
+        overflow: "{{ vms | hospital.cloud.placement([kvm_hosts[0] | combine({'overcommit': {'cpu': 1e308}})]) }}"
+      ignore_errors: true
+      register: overflow_result
 """
 
 
@@ -38,6 +43,9 @@ def test_filter_in_playbook(run_playbook):
     assert res.rc == 0, res.stdout + res.stderr
     tasks = {t["task"]: t["result"] for t in res.tasks}
     plan = tasks["Show it"]["plan"]
+    overflow = tasks["An overflowing overcommit fails with a message naming it (issue 14 item 13)"]
+    assert overflow["failed"] and "overcommit.cpu must be at most 1000" in overflow["msg"], overflow
+    assert "OverflowError" not in res.stdout + res.stderr and "Traceback" not in overflow["msg"]
     db1, db2 = plan["assignment"]["pacs-db-1"], plan["assignment"]["pacs-db-2"]
     assert db1 in ("r1-h1", "r3-h1")                                   # needs ssd
     assert plan["hosts"][db1]["rack"] != plan["hosts"][db2]["rack"]    # rack anti-affinity
