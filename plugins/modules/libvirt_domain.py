@@ -200,10 +200,37 @@ options:
     description: Also log the serial console to this file on the host (needs O(serial_console)).
     type: str
   graphics:
-    description: Graphical console listening on 127.0.0.1.
+    description: Graphical console (VNC or SPICE); see O(graphics_listen) for who can reach it.
     type: str
     choices: [none, vnc, spice]
     default: none
+  graphics_listen:
+    description:
+      - IP address the console listens on; V(127.0.0.1) (loopback, reach it through an SSH tunnel)
+        when not set.
+      - An address reachable from the network needs O(graphics_password) or the explicit opt-in
+        O(graphics_insecure_no_password=true). A changed listen address is drift and is corrected.
+    type: str
+  graphics_password:
+    description:
+      - Console password (libvirt C(passwd)). Never returned - RV(xml) and the diff show C(********).
+        It is compared with the one libvirt keeps (read with C(VIR_DOMAIN_XML_SECURE)), so a
+        password changed outside Ansible is corrected and an unchanged one reports no change.
+      - VNC authentication uses at most 8 characters and no encryption - prefer loopback, or spice
+        with O(graphics_tls).
+    type: str
+  graphics_insecure_no_password:
+    description:
+      - Accept a console on a non-loopback O(graphics_listen) without a password - anyone who can
+        reach that address and port sees and controls the VM's screen. Insecure; an explicit opt-in.
+    type: bool
+    default: false
+  graphics_tls:
+    description:
+      - SPICE only - all channels TLS (C(defaultMode=secure)). The host must have SPICE TLS set up
+        (C(spice_tls = 1) and certificates in qemu.conf); otherwise the domain fails to start.
+    type: bool
+    default: false
   autostart:
     description: Start the domain when libvirtd starts. Not changed when omitted.
     type: bool
@@ -284,6 +311,16 @@ EXAMPLES = r"""
       - path: /var/lib/libvirt/images/test-vm.qcow2
         target: vda
 
+- name: A SPICE console reachable from the management network, with a password and TLS
+  hospital.cloud.libvirt_domain:
+    name: pacs-01
+    vcpus: 4
+    memory: 8192
+    graphics: spice
+    graphics_listen: 10.0.20.11
+    graphics_password: "{{ vault_pacs01_console_password }}"
+    graphics_tls: true
+
 - name: Remove a VM and its image files
   hospital.cloud.libvirt_domain:
     name: test-vm
@@ -309,7 +346,9 @@ calls:
   elements: str
   sample: ["defineXML", "createWithFlags"]
 xml:
-  description: The domain XML rendered from the parameters (null with state absent or state-only use).
+  description:
+    - The domain XML rendered from the parameters (null with state absent or state-only use).
+    - A console password is shown as C(passwd="********").
   returned: always
   type: str
 needs_restart:
@@ -371,6 +410,10 @@ def argument_spec():
         serial_console=dict(type="bool", default=False),
         serial_log=dict(type="str"),
         graphics=dict(type="str", default="none", choices=["none", "vnc", "spice"]),
+        graphics_listen=dict(type="str"),
+        graphics_password=dict(type="str", no_log=True),
+        graphics_insecure_no_password=dict(type="bool", default=False),
+        graphics_tls=dict(type="bool", default=False),
         autostart=dict(type="bool"),
         metadata=dict(type="dict"),
         extra_devices=dict(type="list", elements="str"),

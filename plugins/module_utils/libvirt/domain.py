@@ -25,6 +25,14 @@ DEFINITION_KEYS = ("vcpus", "memory", "cpu", "machine", "boot", "disks", "interf
                    "extra_devices", "uuid")
 
 
+def _secure_flag():
+    return getattr(lv.libvirt, "VIR_DOMAIN_XML_SECURE", 1)
+
+
+def _masked_value(change, key):
+    return domain_spec.MASK if change["field"] == "graphics_password" and change[key] else change[key]
+
+
 def plan(want, observed, spec_changes, restart_on_change=False, remove_storage=False):
     """Ordered actions from observed {'exists','state','active','autostart'} to `want` (params subset)."""
     state = want["state"]
@@ -64,14 +72,16 @@ def observe(conn, name, wanted_extras):
     dom = lv.lookup_domain(conn, name)
     if dom is None:
         return {"exists": False, "state": "absent", "active": False, "autostart": False, "files": []}, None
-    xml = dom.XMLDesc(lv.libvirt.VIR_DOMAIN_XML_INACTIVE)
+    # SECURE: the console password is only in the XML with it; without it a set password would
+    # look absent and be "changed" on every run
+    xml = dom.XMLDesc(lv.libvirt.VIR_DOMAIN_XML_INACTIVE | _secure_flag())
     spec, uuid = domain_xml.parse(xml, wanted_extras)
     active = bool(dom.isActive())
     obs = {"exists": True, "state": lv.domain_state(dom), "active": active, "autostart": bool(dom.autostart()),
            "uuid": uuid, "spec": spec, "dom": dom,
            "files": [d["path"] for d in spec["disks"] if d["type"] == "file" and d["device"] == "disk"]}
     if active:
-        obs["live_spec"] = domain_xml.parse(dom.XMLDesc(0), wanted_extras)[0]
+        obs["live_spec"] = domain_xml.parse(dom.XMLDesc(_secure_flag()), wanted_extras)[0]
     return obs, dom
 
 
@@ -242,14 +252,17 @@ def run(p, check_mode=False, want_diff=False):
                             "autostart": bool(p["autostart"]) if p.get("autostart") is not None
                             else observed["autostart"] and after_state != "absent"}
         if not check_mode and desired is not None and any(s["action"] == "define" for s in steps):
-            stored = domain_spec.project(domain_xml.parse(dom.XMLDesc(lv.libvirt.VIR_DOMAIN_XML_INACTIVE),
+            stored = domain_spec.project(domain_xml.parse(dom.XMLDesc(lv.libvirt.VIR_DOMAIN_XML_INACTIVE | _secure_flag()),
                                                           desired["extra_devices"])[0], desired)
             left = domain_spec.compare(desired, stored)
             if left:
                 result["warnings"] = ["libvirt stored these fields differently than rendered, so the next run "
-                                      "will redefine again: %s" % left]
+                                      "will redefine again: %s" % [dict(c, before=_masked_value(c, "before"),
+                                                                        after=_masked_value(c, "after")) for c in left]]
         if want_diff:
-            result["diff"] = _diff(observed, before, desired, p, result)
+            diff = _diff(observed, before, desired, p, result)
+            result["diff"] = {"before": domain_spec.masked(diff["before"]), "after": domain_spec.masked(diff["after"])}
+    result["xml"] = domain_xml.mask_xml(result["xml"])
     return result
 
 

@@ -15,6 +15,7 @@ __metaclass__ = type
 
 import base64
 import hashlib
+import ipaddress
 import re
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
@@ -47,6 +48,9 @@ _RBD_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _BAD_TEXT_RE = re.compile(u"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 _BAD_LINE_RE = re.compile(u"[\n\r]")
 MAX_SHUTDOWN_TIMEOUT = 86400
+GRAPHICS_LISTEN_DEFAULT = "127.0.0.1"
+VNC_PASSWORD_MAX = 8  # VNC authentication (DES challenge) uses at most 8 characters
+MASK = "********"
 MAX_TOPOLOGY = 1024
 
 
@@ -276,7 +280,7 @@ def desired_spec(p):
         if isinstance(value, (dict, list)):
             fail("metadata: value of '%s' must be a string, number or boolean" % key)
         meta[str(key)] = str(value)
-    return {
+    spec = {
         "name": name, "domain_type": p.get("domain_type") or "kvm",
         "vcpus": vcpus, "vcpus_current": vcpus, "memory": memory, "current_memory": memory,
         "cpu": _cpu(p.get("cpu"), vcpus), "machine": p.get("machine"),
@@ -285,9 +289,46 @@ def desired_spec(p):
                  "cmdline": boot.get("cmdline")},
         "disks": disks, "interfaces": _interfaces(p.get("interfaces")),
         "serial_console": bool(p.get("serial_console")), "serial_log": p.get("serial_log"),
-        "graphics": p.get("graphics") or "none", "metadata": meta,
-        "extra_devices": _extras(p.get("extra_devices")),
+        "metadata": meta, "extra_devices": _extras(p.get("extra_devices")),
     }
+    spec.update(_graphics(p))
+    return spec
+
+
+def _graphics(p):
+    """graphics, graphics_listen, graphics_password, graphics_tls of the spec (validated)."""
+    kind = p.get("graphics") or "none"
+    listen, password, tls = p.get("graphics_listen"), p.get("graphics_password"), bool(p.get("graphics_tls"))
+    if kind == "none":
+        for key, value in (("graphics_password", password), ("graphics_tls", tls),
+                           ("graphics_insecure_no_password", p.get("graphics_insecure_no_password"))):
+            if value:
+                fail("%s: needs graphics vnc or spice" % key)
+        return {"graphics": "none", "graphics_listen": None, "graphics_password": None, "graphics_tls": False}
+    listen = GRAPHICS_LISTEN_DEFAULT if listen in (None, "") else str(listen)
+    try:
+        address = ipaddress.ip_address(listen)
+    except ValueError:
+        fail("graphics_listen: '%s' is not an IP address (default 127.0.0.1, loopback only)" % listen)
+    if password is not None and password == "":
+        fail("graphics_password: must not be empty")
+    if kind == "vnc" and password and len(password) > VNC_PASSWORD_MAX:
+        fail("graphics_password: VNC authentication uses at most %d characters (a longer one would be cut); "
+             "use spice with graphics_tls for stronger protection" % VNC_PASSWORD_MAX)
+    if tls and kind != "spice":
+        fail("graphics_tls: only for spice (VNC TLS is host-wide: vnc_tls in the host's qemu.conf)")
+    if not address.is_loopback and not password and not p.get("graphics_insecure_no_password"):
+        fail("graphics_listen: %s is reachable from the network; set graphics_password (and for spice "
+             "graphics_tls), or graphics_insecure_no_password: true to accept a console anyone on that "
+             "network can open" % listen)
+    return {"graphics": kind, "graphics_listen": listen, "graphics_password": password, "graphics_tls": tls}
+
+
+def masked(spec):
+    """A copy of a spec (or None) safe to return: no console password."""
+    if spec is None or not spec.get("graphics_password"):
+        return spec
+    return dict(spec, graphics_password=MASK)
 
 
 def stable_mac(name, index):

@@ -8,10 +8,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
 import xml.etree.ElementTree as ET
 
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.domain_spec import (
-    DEFAULT_DEVICES, DISK_KEYS, TYPED_DEVICES, canon, canonical_device, contains, fail, split_monitor)
+    DEFAULT_DEVICES, DISK_KEYS, MASK, TYPED_DEVICES, canon, canonical_device, contains, fail, split_monitor)
 
 NS = "https://hospital.cloud/xmlns/libvirt/domain/1"
 NS_PREFIX = "hc"
@@ -93,7 +94,9 @@ def render(spec, uuid=None):
         console = _sub(devices, "console", type="pty")
         _sub(console, "target", type="serial", port=0)
     if spec["graphics"] != "none":
-        _sub(devices, "graphics", type=spec["graphics"], autoport="yes", listen="127.0.0.1")
+        graphics = _sub(devices, "graphics", type=spec["graphics"], autoport="yes", listen=spec["graphics_listen"],
+                        passwd=spec["graphics_password"], defaultMode="secure" if spec["graphics_tls"] else None)
+        _sub(graphics, "listen", type="address", address=spec["graphics_listen"])
     for text in spec["extra_devices"]:
         devices.append(ET.fromstring(text))
     return ET.tostring(dom, encoding="unicode")
@@ -182,6 +185,23 @@ def _extras(devices, wanted):
     return out
 
 
+def _graphics_listen(graphics):
+    if graphics is None:
+        return None
+    listen = graphics.find("listen")
+    if listen is not None and listen.get("type", "address") == "address" and listen.get("address"):
+        return listen.get("address")
+    return graphics.get("listen")
+
+
+def mask_xml(xml):
+    """Rendered or libvirt XML with the console password replaced (safe to return)."""
+    if not xml:
+        return xml
+    # within its quotes an attribute value never holds that quote (it is escaped as &quot; / &apos;)
+    return re.sub(r"""passwd=("[^"]*"|'[^']*')""", 'passwd="%s"' % MASK, xml)
+
+
 def parse(xml, wanted_extras=None):
     """libvirt <domain> XML -> (spec of the owned fields, uuid)."""
     try:
@@ -219,6 +239,9 @@ def parse(xml, wanted_extras=None):
         "interfaces": [_parse_iface(el) for el in devices.findall("interface")],
         "serial_console": serial is not None, "serial_log": log.get("file") if log is not None else None,
         "graphics": graphics.get("type") if graphics is not None else "none",
+        "graphics_listen": _graphics_listen(graphics),
+        "graphics_password": graphics.get("passwd") if graphics is not None else None,
+        "graphics_tls": graphics is not None and graphics.get("defaultMode") == "secure",
         "metadata": meta,
         "extra_devices": _extras(list(devices), wanted_extras),
     }

@@ -195,3 +195,51 @@ def test_absent_shuts_down_gracefully_as_predicted(run_module, small, tmp_path, 
     assert res["changes"] == pre["changes"]
     assert took >= 3, "powered off after %.1f s, before shutdown_timeout" % took
     assert small["name"] not in virsh(libvirt_uri, "list", "--all", "--name").split()
+
+
+def _redefine(libvirt_uri, name, tmp_path, *replacements):
+    xml = virsh(libvirt_uri, "dumpxml", "--inactive", "--security-info", name)
+    for old, new in replacements:
+        assert old in xml, (old, xml)
+        xml = xml.replace(old, new)
+    (tmp_path / "outside.xml").write_text(xml)
+    virsh(libvirt_uri, "define", str(tmp_path / "outside.xml"))
+
+
+def test_graphics_listen_and_password_drift_corrected_password_never_shown(run_module, small, tmp_path,
+                                                                          libvirt_uri):
+    """Issue #14 item 4: the console listens on loopback unless told; a changed listen (and password)
+    is drift the module corrects; a non-loopback listen needs a password; the password is never output."""
+    name = small["name"]
+    args = dict(small, state="shutoff", graphics="vnc")
+    converge(run_module, args, tmp_path)
+    assert "listen='127.0.0.1'" in virsh(libvirt_uri, "dumpxml", "--inactive", name)
+    # outside Ansible the console is opened to the network: drift, corrected
+    _redefine(libvirt_uri, name, tmp_path, ("listen='127.0.0.1'", "listen='0.0.0.0'"),
+              ("address='127.0.0.1'", "address='0.0.0.0'"))
+    drift = converge(run_module, args, tmp_path)
+    assert drift["changed"] and drift["changes"] == [{"action": "define", "fields": ["graphics_listen"]}], drift
+    assert "listen='127.0.0.1'" in virsh(libvirt_uri, "dumpxml", "--inactive", name)
+    assert run_module(FQCN, args)["changed"] is False
+    # a non-loopback listen without a password fails clearly and changes nothing
+    before = host_snapshot(libvirt_uri)
+    refused = run_module(FQCN, dict(args, graphics_listen="0.0.0.0"))
+    assert refused["failed"] and "set graphics_password" in refused["msg"], refused
+    assert "Traceback" not in refused["_stderr"] and host_snapshot(libvirt_uri) == before
+    # with a password: check predicts, apply does it, then nothing to do; the password is nowhere in the output
+    password = "Pw-7x!q"
+    secured = dict(args, graphics_listen="0.0.0.0", graphics_password=password)
+    results = [converge(run_module, secured, tmp_path)]
+    assert results[0]["changes"] == [{"action": "define", "fields": ["graphics_listen", "graphics_password"]}]
+    results.append(run_module(FQCN, secured, check=True, diff=True))
+    results.append(run_module(FQCN, secured, diff=True))
+    assert results[1]["changed"] is False and results[2]["changed"] is False, results[1:]
+    assert "passwd='%s'" % password in virsh(libvirt_uri, "dumpxml", "--inactive", "--security-info", name)
+    # the password changed outside Ansible is seen (VIR_DOMAIN_XML_SECURE) and set back
+    _redefine(libvirt_uri, name, tmp_path, ("passwd='%s'" % password, "passwd='other'"))
+    results.append(converge(run_module, secured, tmp_path))
+    assert results[-1]["changes"] == [{"action": "define", "fields": ["graphics_password"]}], results[-1]
+    results.append(run_module(FQCN, secured))
+    assert results[-1]["changed"] is False
+    for res in results + [refused, drift]:
+        assert password not in str(res) and "other" not in str(res.get("diff")), res

@@ -102,3 +102,63 @@ def test_secret_lookup_error_is_a_message_not_a_traceback():
         secret.run(p, check_mode=True)
     with pytest.raises(LibvirtModuleError, match="usage: contains the control character U\\+0000"):
         secret.run(dict(p, usage="client.libvirt\x00secret"), check_mode=True)
+
+
+# ---- item 4: console listen address, password, TLS -------------------------------------------------
+from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import domain_spec, domain_xml  # noqa: E402
+
+PW = "s3cr'et\""
+
+
+def test_graphics_defaults_to_loopback_and_roundtrips_listen_password_tls(tmp_path):
+    spec = domain_spec.desired_spec(params(graphics="vnc"))
+    assert spec["graphics_listen"] == "127.0.0.1" and spec["graphics_password"] is None
+    spec = domain_spec.desired_spec(params(graphics="spice", graphics_listen="10.1.2.3", graphics_password=PW,
+                                           graphics_tls=True))
+    xml = domain_xml.render(spec)
+    parsed = domain_xml.parse(xml)[0]
+    assert (parsed["graphics_listen"], parsed["graphics_password"], parsed["graphics_tls"]) == ("10.1.2.3", PW, True)
+    assert domain_spec.compare(spec, parsed) == []
+    assert [c["field"] for c in domain_spec.compare(spec, dict(parsed, graphics_listen="0.0.0.0"))] == [
+        "graphics_listen"]
+    assert [c["field"] for c in domain_spec.compare(spec, dict(parsed, graphics_password=None))] == [
+        "graphics_password"]
+    masked = domain_xml.mask_xml(xml)
+    assert PW not in masked and 's3cr' not in masked and 'passwd="********"' in masked
+    assert domain_spec.masked(spec)["graphics_password"] == "********"
+    path = tmp_path / "d.xml"
+    path.write_text(xml)
+    import subprocess  # pylint: disable=import-outside-toplevel
+    res = subprocess.run(["virt-xml-validate", str(path), "domain"], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr + xml
+
+
+@pytest.mark.parametrize("over,msg", [
+    ({"graphics": "vnc", "graphics_listen": "0.0.0.0"}, "graphics_listen: 0.0.0.0 is reachable from the network"),
+    ({"graphics": "spice", "graphics_listen": "::"}, "graphics_listen: :: is reachable from the network"),
+    ({"graphics": "vnc", "graphics_listen": "pacs-01.example"}, "is not an IP address"),
+    ({"graphics": "vnc", "graphics_password": "123456789"}, "at most 8 characters"),
+    ({"graphics": "vnc", "graphics_tls": True}, "graphics_tls: only for spice"),
+    ({"graphics": "none", "graphics_password": "x"}, "graphics_password: needs graphics vnc or spice"),
+    ({"graphics": "vnc", "graphics_password": ""}, "must not be empty"),
+])
+def test_graphics_bad_input(over, msg):
+    with pytest.raises(LibvirtModuleError) as err:
+        domain_spec.desired_spec(params(**over))
+    assert msg in err.value.msg
+
+
+def test_graphics_non_loopback_with_password_or_opt_in():
+    assert domain_spec.desired_spec(params(graphics="vnc", graphics_listen="0.0.0.0", graphics_password="pw"))
+    assert domain_spec.desired_spec(params(graphics="vnc", graphics_listen="0.0.0.0",
+                                           graphics_insecure_no_password=True))
+    assert domain_spec.desired_spec(params(graphics="vnc", graphics_listen="::1"))["graphics_listen"] == "::1"
+
+
+def test_graphics_password_never_in_the_result_test_driver(conn):
+    p = params(graphics="vnc", graphics_listen="0.0.0.0", graphics_password="pw-1234")
+    for check in (True, False, False):
+        res = domain.run(p, check_mode=check, want_diff=True)
+        assert "pw-1234" not in str(res), res
+    assert res["changed"] is False
+    domain.run(dict(p, state="absent"))
