@@ -206,8 +206,8 @@ def _redefine(libvirt_uri, name, tmp_path, *replacements):
     virsh(libvirt_uri, "define", str(tmp_path / "outside.xml"))
 
 
-def test_graphics_listen_and_password_drift_corrected_password_never_shown(run_module, small, tmp_path,
-                                                                          libvirt_uri):
+def test_graphics_listen_and_password_drift_corrected_password_never_shown(
+        run_module, small, tmp_path, libvirt_uri):
     """Issue #14 item 4: the console listens on loopback unless told; a changed listen (and password)
     is drift the module corrects; a non-loopback listen needs a password; the password is never output."""
     name = small["name"]

@@ -93,12 +93,12 @@ def test_secret_lookup_libvirt_error_fails_cleanly(run_module, libvirt_uri):
     is a message, not a traceback; nothing changes on the real libvirtd either."""
     before = host_snapshot(libvirt_uri)
     key = base64.b64encode(os.urandom(16)).decode()
-    res = run_module("hospital.cloud.libvirt_secret", {"uri": "test:///default", "usage": "client.hc-t secret",
-                                                      "value": key})
+    res = run_module("hospital.cloud.libvirt_secret",
+                     {"uri": "test:///default", "usage": "client.hc-t secret", "value": key})
     assert res["failed"] and "listing the libvirt secrets failed" in res["msg"], res
     assert "Traceback" not in res["_stderr"] + res["msg"] and key not in str(res)
-    res = run_module("hospital.cloud.libvirt_secret", {"uri": libvirt_uri, "usage": "client.hc-t\u0000secret",
-                                                      "value": key})
+    res = run_module("hospital.cloud.libvirt_secret",
+                     {"uri": libvirt_uri, "usage": "client.hc-t\u0000secret", "value": key})
     assert res["failed"] and "usage: contains the control character U+0000" in res["msg"], res
     assert "Traceback" not in res["_stderr"]
     assert host_snapshot(libvirt_uri) == before
