@@ -225,8 +225,8 @@ def test_a_job_running_for_several_leases_keeps_its_claim(ceph_cluster, pool, so
 PATIENT = "Doe_John"
 
 
-def test_a_patient_name_as_object_or_file_name_reaches_no_log_object_or_marker(ceph_cluster, pool, source, tmp_path,
-                                                                               imaging_cli):
+def test_a_patient_name_as_object_or_file_name_reaches_no_log_object_or_marker(
+        ceph_cluster, pool, source, tmp_path, imaging_cli):
     named = tmp_path / ("%s_123.dcm" % PATIENT)
     named.write_bytes(open(get_testdata_file("CT_small.dcm"), "rb").read())
     submit = imaging_cli("submit", "--source", "rados:%s" % pool, "--ceph-conf", ceph_cluster.conf, "--keyring",
@@ -257,8 +257,8 @@ def test_a_patient_name_as_object_or_file_name_reaches_no_log_object_or_marker(c
         assert PATIENT not in text, text[:300]
 
 
-def test_retention_purges_old_done_and_failed_objects_and_keeps_outputs(ceph_cluster, pool, source, tmp_path,
-                                                                       imaging_cli):
+def test_retention_purges_old_done_and_failed_objects_and_keeps_outputs(
+        ceph_cluster, pool, source, tmp_path, imaging_cli):
     import rados  # pylint: disable=import-outside-toplevel
     now = time.time()
     ages = {("done", "old"): 31, ("done", "young"): 29, ("failed", "oldf.png"): 31,

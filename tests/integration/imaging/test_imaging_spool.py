@@ -178,8 +178,8 @@ def test_a_patient_name_as_file_name_reaches_no_log_file_or_metric(tmp_path, ima
     assert proc.wait(timeout=60) == 0
     assert (root / "done" / job).exists()
     names = [str(p.relative_to(root)) for p in root.rglob("*")]
-    texts = [log.read_text(), metrics] + [p.read_text(errors="replace") for p in root.rglob("*")
-                                           if p.is_file() and p.suffix in (".json", ".reason")]
+    texts = [log.read_text(), metrics]
+    texts += [p.read_text(errors="replace") for p in root.rglob("*") if p.is_file() and p.suffix in (".json", ".reason")]
     assert len([n for n in names if n.endswith((".json", ".reason"))]) == 3  # two sidecars, one reason
     for text in names + texts:
         assert PATIENT not in text, text[:300]
