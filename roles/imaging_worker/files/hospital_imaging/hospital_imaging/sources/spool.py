@@ -264,7 +264,7 @@ class SpoolSource(WorkSource):
         """Remove inputs in done/ and failed/ (with their reasons) older than ``older_than`` seconds
         (mtime: set when they were acknowledged or failed). outbox/ is not touched. Returns counts only."""
         cutoff = time.time() - older_than
-        counts = {"done": 0, "failed": 0}
+        counts = {"done": 0, "failed": 0, "errors": 0}
         for state in ("done", "failed"):
             with os.scandir(self.dirs[state]) as entries:
                 for entry in entries:
@@ -273,6 +273,9 @@ class SpoolSource(WorkSource):
                             continue
                         os.unlink(entry.path)
                     except FileNotFoundError:
+                        continue
+                    except OSError:  # e.g. a directory a submitter put in inbox/: counted, the rest goes on
+                        counts["errors"] += 1
                         continue
                     if not entry.name.endswith(".reason"):
                         counts[state] += 1
