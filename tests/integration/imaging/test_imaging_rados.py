@@ -77,21 +77,19 @@ def test_rados_batch_with_dicom_and_bad_inputs(ceph_cluster, pool, source, tmp_p
     truncated = open(get_testdata_file("MR_truncated.dcm"), "rb").read()
     bad = {"empty.png": (b"", "empty"), "trunc.dcm": (truncated, "truncated"),
            "x.gif": (b"GIF89a" + b"\x00" * 30, "unsupported")}
-    for job, data in good.items():
-        source.submit(job, data)
-    for job, (data, _code) in bad.items():
-        source.submit(job, data)
+    ids = {name: source.submit(name, data) for name, data in good.items()}
+    ids.update((name, source.submit(name, data)) for name, (data, _code) in bad.items())
     proc = imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 2), stdout=-1, stderr=-1, text=True)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
-    verify_rados(source, good)
-    for job, (data, code) in bad.items():
-        reason = json.loads(read(source.io["failed"], job + ".reason"))
+    verify_rados(source, {ids[name]: data for name, data in good.items()})
+    for name, (data, code) in bad.items():
+        reason = json.loads(read(source.io["failed"], ids[name] + ".reason"))
         assert reason["code"] == code
-        assert source.io["failed"].stat(job)[0] == len(data)
+        assert source.io["failed"].stat(ids[name])[0] == len(data)
     for value in ("CompressedSamples", "1CT1"):
         assert value not in err + out
-        assert value not in read(source.io["out"], "ct.dcm.json").decode()
+        assert value not in read(source.io["out"], ids["ct.dcm"] + ".json").decode()
     status = imaging_cli("status", "--source", "rados:%s" % pool, "--ceph-conf", ceph_cluster.conf,
                          "--keyring", ceph_cluster.keyring, stdout=-1, text=True)
     assert json.loads(status.communicate(timeout=60)[0]) == {"inbox": 0, "done": 3, "failed": 3, "outputs": 3}
@@ -141,9 +139,8 @@ def test_claims_are_exclusive_and_expire_after_the_lease(ceph_cluster, pool, sou
 def test_sigkill_mid_batch_then_restart(ceph_cluster, pool, source, tmp_path, imaging_cli):
     inputs = {}
     for i in range(200):
-        job = "img%03d.png" % i
-        inputs[job] = png_bytes(phantom(128, 8 if i % 2 else 16, seed=i))
-        source.submit(job, inputs[job])
+        data = png_bytes(phantom(128, 8 if i % 2 else 16, seed=i))
+        inputs[source.submit("img%03d.png" % i, data)] = data
     done = source.io["done"]
     first = imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 2, "--batch", 2,
                                      "--worker-id", "w1"), stderr=open(tmp_path / "log1", "w"), stdout=-1)
@@ -169,9 +166,8 @@ def test_two_workers_on_one_pool_never_process_the_same_image_concurrently(
         ceph_cluster, pool, source, tmp_path, imaging_cli):
     inputs = {}
     for i in range(80):
-        job = "two%03d.png" % i
-        inputs[job] = png_bytes(phantom(128, 8, seed=1000 + i))
-        source.submit(job, inputs[job])
+        data = png_bytes(phantom(128, 8, seed=1000 + i))
+        inputs[source.submit("two%03d.png" % i, data)] = data
     procs = []
     # no lease has to expire here: a long one keeps an OSD clock step (which shortens running leases,
     # see _wall_since) from handing a job that is still being processed to the other worker
@@ -201,7 +197,7 @@ def test_two_workers_on_one_pool_never_process_the_same_image_concurrently(
 def test_a_job_running_for_several_leases_keeps_its_claim(ceph_cluster, pool, source, tmp_path, imaging_cli):
     """The controller renews its claims every lease/3: a second worker never gets a job that is still running."""
     lease = 2
-    source.submit("big.png", png_bytes(phantom(4096, 8, seed=7)))
+    big = source.submit("big.png", png_bytes(phantom(4096, 8, seed=7)))
     slow = "steps: [read, grey, {denoise: {method: bilateral, d: 25}}, canny, {write: {outputs: [edges]}}]\n"
     logs = {name: tmp_path / name for name in ("wa", "wb")}
     wa = imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 1, "--worker-id", "wa", "--poll", 0.2,
@@ -219,6 +215,67 @@ def test_a_job_running_for_several_leases_keeps_its_claim(ceph_cluster, pool, so
     assert not [e for evs in events.values() for e in evs if e["event"] == "claim_lost"]
     # wb tried to claim every 0.2 s while the job was in the inbox (process mode ends when the inbox is empty)
     assert any(e["event"] == "worker_started" for e in events["wb"])
-    assert json.loads(read(source.io["done"], "big.png"))["worker"] == "wa"
-    assert sorted(o.key for o in source.io["out"].list_objects()) == ["big.png.edges.png", "big.png.json"]
+    assert json.loads(read(source.io["done"], big))["worker"] == "wa"
+    assert sorted(o.key for o in source.io["out"].list_objects()) == [big + ".edges.png", big + ".json"]
     assert list(source.io["inbox"].list_objects()) == []
+
+
+# -- hardening (issue 14): opaque job ids, retention --
+
+PATIENT = "Doe_John"
+
+
+def test_a_patient_name_as_object_or_file_name_reaches_no_log_object_or_marker(
+        ceph_cluster, pool, source, tmp_path, imaging_cli):
+    named = tmp_path / ("%s_123.dcm" % PATIENT)
+    named.write_bytes(open(get_testdata_file("CT_small.dcm"), "rb").read())
+    submit = imaging_cli("submit", "--source", "rados:%s" % pool, "--ceph-conf", ceph_cluster.conf, "--keyring",
+                         ceph_cluster.keyring, named, stdout=-1, stderr=-1, text=True)
+    out, err = submit.communicate(timeout=60)
+    assert submit.returncode == 0, err
+    job = json.loads(out)["job"]
+    assert PATIENT not in job and job.endswith(".dcm")
+    # a producer writing objects into the inbox itself: a good image and a bad one
+    source.io["inbox"].write_full("%s_456.png" % PATIENT, png_bytes(phantom(96, 8, seed=4)))
+    source.io["inbox"].write_full("%s_789.png" % PATIENT, b"not an image, a %s letter" % PATIENT.encode())
+    proc = imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 1, "--log-level", "debug"),
+                       stdout=-1, stderr=-1, text=True)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err  # the bad one failed
+    assert json.loads(out.strip().splitlines()[-1])["ok"] == 2
+    assert json.loads(read(source.io["done"], job))["job"] == job
+    texts = [out, err]
+    names = []
+    for ns in ("inbox", "out", "done", "failed"):
+        for obj in source.io[ns].list_objects():
+            names.append(obj.key)
+            if ns != "failed" or obj.key.endswith(".reason"):  # (the failed input itself is the producer's)
+                if obj.key.endswith((".json", ".reason")) or ns == "done":
+                    texts.append(read(source.io[ns], obj.key).decode())
+    assert len([n for n in names if n.endswith(".json")]) == 2 and len([n for n in names if n.endswith(".reason")]) == 1
+    for text in names + texts:
+        assert PATIENT not in text, text[:300]
+
+
+def test_retention_purges_old_done_and_failed_objects_and_keeps_outputs(
+        ceph_cluster, pool, source, tmp_path, imaging_cli):
+    import rados  # pylint: disable=import-outside-toplevel
+    now = time.time()
+    ages = {("done", "old"): 31, ("done", "young"): 29, ("failed", "oldf.png"): 31,
+            ("failed", "oldf.png.reason"): 31, ("failed", "youngf.png"): 2, ("failed", "youngf.png.reason"): 2,
+            ("out", "old.json"): 400, ("out", "old.edges.png"): 400}
+    for (ns, name), days in ages.items():
+        with rados.WriteOpCtx() as op:
+            op.write_full(b"x")
+            source.io[ns].operate_write_op(op, name, mtime=int(now - days * 86400))  # the object's mtime
+    assert time.mktime(source.io["done"].stat("old")[1]) < now - 30 * 86400
+    refused = imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--retention-days", 0), stdout=-1, stderr=-1,
+                          text=True)
+    assert refused.wait(timeout=60) == 2 and "retention_days must be" in refused.communicate()[1]
+    proc = imaging_cli(*worker_args(ceph_cluster, pool, tmp_path, "--processes", 1), stdout=-1, stderr=-1, text=True)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    left = sorted((ns, o.key) for ns in ("done", "failed", "out") for o in source.io[ns].list_objects())
+    assert left == sorted(k for k, days in ages.items() if k[0] == "out" or days < 30)
+    purged = [e for e in json_lines(err) if e["event"] == "retention_purged"]
+    assert purged and (purged[0]["done"], purged[0]["failed"]) == (1, 1)

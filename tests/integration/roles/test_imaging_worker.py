@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import time
 import urllib.request
@@ -87,6 +88,13 @@ def _metrics(url: str) -> str:
         return resp.read().decode()
 
 
+def _listening(rack, port: int) -> list:
+    """Local addresses (hex, as /proc/net/tcp{,6} write them) of the host's sockets listening on ``port``."""
+    out = _sh(rack, "cat /proc/net/tcp /proc/net/tcp6").stdout.splitlines()
+    return [f[1].rsplit(":", 1)[0] for f in (line.split() for line in out)
+            if len(f) > 3 and f[3] == "0A" and ":" in f[1] and int(f[1].rsplit(":", 1)[1], 16) == port]
+
+
 def _wait(predicate, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     value = None
@@ -122,7 +130,8 @@ def test_converge_spool_service_processes_images(rack, run_playbook):
     stat = _sh(rack, "stat -c '%%U:%%G %%a' /opt/hospital-imaging/venv/bin/python3 /etc/hospital-imaging/pipeline.yml "
                      "%s/inbox %s/outbox" % (SPOOL, SPOOL)).stdout.split("\n")
     assert stat[0].startswith("root:root") and stat[1] == "root:hospital-imaging 640", stat
-    assert stat[2] == "hospital-imaging:hospital-imaging 2770" and stat[3] == "hospital-imaging:hospital-imaging 2750"
+    # inbox/ (and tmp/): sticky, group may create but not list (issue 14)
+    assert stat[2] == "hospital-imaging:hospital-imaging 3730" and stat[3] == "hospital-imaging:hospital-imaging 2750"
     # spool durability on by default: the worker fsyncs outputs before acknowledging (and says so)
     assert "fsync: true" in _sh(rack, "cat /etc/hospital-imaging/worker.yml").stdout.splitlines()
     started = _sh(rack, "journalctl -u %s -o cat --no-pager | grep worker_started | tail -1" % UNIT).stdout
@@ -138,11 +147,13 @@ def test_converge_spool_service_processes_images(rack, run_playbook):
     print("systemd-analyze security: %.1f" % score)
     assert score <= 2.0, sec[-2000:]
 
-    # metrics from the host itself and, as a fleet Prometheus would, from outside over the bridge
-    local = _sh(rack, "/usr/bin/python3 -c \"import urllib.request as u; "
-                      "print(u.urlopen('http://127.0.0.1:9108/metrics', timeout=10).read().decode())\"").stdout
-    assert "hospital_imaging_processed_total 0.0" in local
-    assert "hospital_imaging_queue_depth" in _metrics("http://%s:9108/metrics" % rack.hosts[0].address)
+    # metrics on the host's management address only (not 0.0.0.0): the listening socket itself, and a
+    # fleet Prometheus scraping it over the bridge
+    address = rack.hosts[0].address
+    assert _listening(rack, 9108) == [socket.inet_aton(address)[::-1].hex().upper()], _listening(rack, 9108)
+    assert "hospital_imaging_processed_total 0.0" in _metrics("http://%s:9108/metrics" % address)
+    options = _sh(rack, "cat /etc/hospital-imaging/worker.yml").stdout.splitlines()
+    assert "metrics_bind: %s" % address in options and "retention_days: 30" in options, options
 
     # a member of the service group submits images; the service (MemoryDenyWriteExecute on) processes them
     n = 6
@@ -232,6 +243,18 @@ def test_unknown_checksum_is_refused_before_any_change(rack, run_playbook):
     res = run_playbook(PLAY, inventory=_inv(rack), extra_vars={"imaging_worker_checksum": "md5"})
     assert res.rc != 0 and res.changed() == 0
     assert "imaging_worker_checksum" in res.stdout and "blake3, sha256" in res.stdout, res.stdout[-2000:]
+    assert _sh(rack, "cat /etc/hospital-imaging/worker.yml").stdout == before
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"imaging_worker_metrics_bind": "0.0.0.0"}, "imaging_worker_metrics_bind_all=true to opt in"),
+    ({"imaging_worker_retention_days": 0}, "imaging_worker_retention_days a whole number of days >= 1 (got '0')"),
+])
+def test_metrics_on_every_address_and_a_zero_retention_are_refused(rack, run_playbook, bad, message):
+    before = _sh(rack, "cat /etc/hospital-imaging/worker.yml").stdout
+    res = run_playbook(PLAY, inventory=_inv(rack), extra_vars=bad)
+    assert res.rc != 0 and res.changed() == 0
+    assert message in res.stdout, res.stdout[-2000:]
     assert _sh(rack, "cat /etc/hospital-imaging/worker.yml").stdout == before
 
 

@@ -24,6 +24,7 @@ from hospital_imaging import worker as W
 from hospital_imaging.errors import InputError
 from hospital_imaging.sources.spool import SpoolSource
 from hospital_imaging.synthetic import phantom, png_bytes
+from imaging_ids import jid
 
 needs_deflate = pytest.mark.skipif(D.deflate is None, reason="deflate (libdeflate) is not installed: no path to test")
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -468,19 +469,19 @@ def test_worker_fails_bad_pngs_and_goes_on(tmp_path, monkeypatch):
                 "after-iend.png": bad["bytes-after-iend"]}  # OpenCV alone decodes this one
         jobs.update((case + ".png", bad[case]) for case in BAD_FOR_WORKER)
         for job, data in sorted(jobs.items()):
-            spool.submit(job, data)
+            spool.submit(jid(job), data)
         pipe = P.load("name: edges\nsteps: [read, grey, canny, {write: {outputs: [edges]}}]\n")
         counts = W.Worker(spool, pipe, processes=2, batch=2, poll=0.01).run(once=True)
         assert (counts["ok"], counts["failed"]) == (3, len(BAD_FOR_WORKER))
         failed = os.path.join(spool.root, "failed")
         assert sorted(os.listdir(failed)) == sorted(n for case in BAD_FOR_WORKER
-                                                    for n in (case + ".png", case + ".png.reason"))
+                                                    for n in (jid(case + ".png"), jid(case + ".png") + ".reason"))
         for case in BAD_FOR_WORKER:
-            with open(os.path.join(failed, case + ".png.reason"), "rb") as handle:
+            with open(os.path.join(failed, jid(case + ".png") + ".reason"), "rb") as handle:
                 reason = json.loads(handle.read())
             assert reason["code"] == "corrupt" and reason["reason"].startswith("corrupt PNG"), reason
         for job, decoder in (("good-1.png", PATH), ("good-2.png", PATH), ("after-iend.png", ALONE)):
-            with open(os.path.join(spool.root, "outbox", job + ".json"), "rb") as handle:
+            with open(os.path.join(spool.root, "outbox", jid(job) + ".json"), "rb") as handle:
                 assert json.loads(handle.read())["source"]["decoder"] == decoder, job
     finally:
         spool.close()

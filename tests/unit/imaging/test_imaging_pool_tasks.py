@@ -21,6 +21,7 @@ from hospital_imaging import worker as W
 from hospital_imaging.errors import SourceError
 from hospital_imaging.sources.spool import SpoolSource, SpoolTaskIO
 from hospital_imaging.synthetic import phantom, png_bytes
+from imaging_ids import jid
 
 EDGES = P.load("name: edges\nsteps: [read, grey, canny, {write: {outputs: [edges, image]}}]\n")
 
@@ -35,15 +36,16 @@ def fixture_spool(tmp_path):
 def test_batch_returns_after_every_output_is_committed(spool):
     jobs = {"a.png": png_bytes(phantom(256, 8, seed=1)), "b.png": png_bytes(phantom(300, 16, seed=2)),
             "bad.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "c.png": png_bytes(phantom(64, 8, seed=3))}
+    jobs = {jid(name): data for name, data in jobs.items()}
     for job, data in jobs.items():
         spool.submit(job, data)
     claims = spool.claim(10)
     results = W.process_tasks(spool.spec(), EDGES.to_dict(), [(c.job, c.locator) for c in claims])
     assert [r["job"] for r in results] == [c.job for c in claims]
     by_job = {r["job"]: r for r in results}
-    assert by_job["bad.png"]["status"] == "failed" and by_job["bad.png"]["code"] == "corrupt"
+    assert by_job[jid("bad.png")]["status"] == "failed" and by_job[jid("bad.png")]["code"] == "corrupt"
     outbox = os.path.join(spool.root, "outbox")
-    for job in ("a.png", "b.png", "c.png"):
+    for job in map(jid, ("a.png", "b.png", "c.png")):
         res = by_job[job]
         assert res["status"] == "ok" and not res["skipped"] and res["seconds"] > 0 and res["t_end"] >= res["t_start"]
         assert "pending" not in res and "t0" not in res
@@ -54,11 +56,11 @@ def test_batch_returns_after_every_output_is_committed(spool):
         for kind, entry in sidecar["outputs"].items():
             with open(os.path.join(outbox, entry["name"]), "rb") as handle:
                 assert blake3.blake3(handle.read()).hexdigest() == entry["blake3"], kind
-    assert sorted(os.listdir(outbox)) == sorted("%s.%s" % (j, s) for j in ("a.png", "b.png", "c.png")
+    assert sorted(os.listdir(outbox)) == sorted("%s.%s" % (j, s) for j in map(jid, ("a.png", "b.png", "c.png"))
                                                 for s in ("edges.png", "image.png", "json"))
     assert os.listdir(os.path.join(spool.root, "tmp")) == []  # no partial file left behind
     # the same jobs again (duplicate delivery): acknowledged without work, outputs untouched
-    again = W.process_tasks(spool.spec(), EDGES.to_dict(), [(c.job, c.locator) for c in claims if c.job != "bad.png"])
+    again = W.process_tasks(spool.spec(), EDGES.to_dict(), [(c.job, c.locator) for c in claims if c.job != jid("bad.png")])
     assert all(r["status"] == "ok" and r["skipped"] for r in again)
 
 
@@ -77,10 +79,10 @@ def test_a_failed_background_write_fails_that_job_only(spool):
 
 def test_sidecar_is_one_json_line_with_the_source_checksum(spool):
     data = png_bytes(np.full((32, 32), 9, np.uint8))
-    spool.submit("flat.png", data)
+    spool.submit(jid("flat.png"), data)
     claim = spool.claim(1)[0]
     assert W.process_one(spool.spec(), EDGES.to_dict(), claim.job, claim.locator)["status"] == "ok"
-    with open(os.path.join(spool.root, "outbox", "flat.png.json"), "rb") as handle:
+    with open(os.path.join(spool.root, "outbox", jid("flat.png") + ".json"), "rb") as handle:
         body = handle.read()
     assert body.endswith(b"\n") and body.count(b"\n") == 1
     sidecar = json.loads(body)
@@ -90,11 +92,11 @@ def test_sidecar_is_one_json_line_with_the_source_checksum(spool):
 
 def test_sha256_checksums_when_chosen_and_a_change_of_algorithm_reprocesses(spool):
     data = png_bytes(phantom(64, 8, seed=5))
-    spool.submit("s.png", data)
+    spool.submit(jid("s.png"), data)
     claim = spool.claim(1)[0]
     spec = dict(spool.spec(), checksum="sha256")
     assert W.process_one(spec, EDGES.to_dict(), claim.job, claim.locator)["skipped"] is False
-    with open(os.path.join(spool.root, "outbox", "s.png.json"), "rb") as handle:
+    with open(os.path.join(spool.root, "outbox", jid("s.png") + ".json"), "rb") as handle:
         sidecar = json.loads(handle.read())
     assert sidecar["checksum"] == "sha256" and "blake3" not in sidecar["source"]
     assert sidecar["source"]["sha256"] == hashlib.sha256(data).hexdigest()
@@ -165,7 +167,7 @@ def test_tuned_malloc_reuses_image_buffers_instead_of_faulting_them_in_again():
 def test_cli_refuses_an_unknown_checksum_with_a_clear_message(tmp_path):
     root = tmp_path / "spool"
     spool = SpoolSource(str(root))
-    spool.submit("x.png", png_bytes(phantom(64, 8, seed=1)))
+    job = spool.submit("x.png", png_bytes(phantom(64, 8, seed=1)))
     spool.close()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     base = [sys.executable, "-m", "hospital_imaging", "process", "--source", "spool:%s" % root, "--metrics-port", "0"]
@@ -175,7 +177,7 @@ def test_cli_refuses_an_unknown_checksum_with_a_clear_message(tmp_path):
     config.write_text("checksum: crc32\n")
     run = subprocess.run(base + ["--config", str(config)], capture_output=True, text=True, env=env, check=False)
     assert run.returncode == 2 and "unknown checksum 'crc32'" in run.stderr and "Traceback" not in run.stderr
-    assert os.listdir(root / "inbox") == ["x.png"] and os.listdir(root / "outbox") == []  # nothing touched
+    assert os.listdir(root / "inbox") == [job] and os.listdir(root / "outbox") == []  # nothing touched
 
 
 def test_the_end_of_the_queue_goes_one_job_per_task(spool, monkeypatch):

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from hospital_imaging.sources.spool import SpoolSource
+from imaging_ids import jid
 
 
 @pytest.fixture(name="pair")
@@ -20,7 +21,7 @@ def fixture_pair(tmp_path):
 def test_claims_in_name_order_and_lists_inbox_once_per_round(pair, monkeypatch):
     spool = pair[0]
     for index in range(10):
-        spool.submit("job%02d" % index, b"x")
+        spool.submit(jid("job%02d" % index), b"x")
     listings = []
     waiting = spool._waiting  # pylint: disable=protected-access
 
@@ -29,7 +30,7 @@ def test_claims_in_name_order_and_lists_inbox_once_per_round(pair, monkeypatch):
         return waiting()
     monkeypatch.setattr(spool, "_waiting", counted)
     got = [c.job for c in spool.claim(3)] + [c.job for c in spool.claim(3)] + [c.job for c in spool.claim(4)]
-    assert got == ["job%02d" % i for i in range(10)]
+    assert got == [jid("job%02d" % i) for i in range(10)]
     assert len(listings) == 1  # the three calls used one listing
     assert spool.claim(5) == [] and len(listings) == 2  # used up: listed again, inbox empty
 
@@ -37,22 +38,23 @@ def test_claims_in_name_order_and_lists_inbox_once_per_round(pair, monkeypatch):
 def test_jobs_taken_by_another_worker_are_skipped_and_new_ones_found(pair):
     first, second = pair
     for index in range(6):
-        first.submit("job%02d" % index, b"x")
-    assert [c.job for c in first.claim(2)] == ["job00", "job01"]  # first now remembers job02..job05
+        first.submit(jid("job%02d" % index), b"x")
+    assert [c.job for c in first.claim(2)] == [jid("job00"), jid("job01")]  # first now remembers job02..job05
     taken = [c.job for c in second.claim(2)]
-    assert taken == ["job02", "job03"]
-    first.submit("late", b"x")
+    assert taken == [jid("job02"), jid("job03")]
+    first.submit(jid("late"), b"x")
     rest = [c.job for c in first.claim(10)]
-    assert rest == ["job04", "job05", "late"]  # stale names skipped, the new job found by a new listing
+    assert rest == [jid("job04"), jid("job05"), jid("late")]  # stale names skipped, the new job found by a new listing
     assert sorted(os.listdir(os.path.join(first.root, "claimed"))) == sorted(
-        ["one~job00", "one~job01", "two~job02", "two~job03", "one~job04", "one~job05", "one~late"])
+        ["one~" + jid("job00"), "one~" + jid("job01"), "two~" + jid("job02"), "two~" + jid("job03"),
+         "one~" + jid("job04"), "one~" + jid("job05"), "one~" + jid("late")])
 
 
 def test_released_job_is_claimed_again(pair):
     spool = pair[0]
     for index in range(3):
-        spool.submit("job%02d" % index, b"x")
+        spool.submit(jid("job%02d" % index), b"x")
     claims = spool.claim(1)
     spool.release(claims[0])
-    assert [c.job for c in spool.claim(10)] == ["job01", "job02", "job00"]
+    assert [c.job for c in spool.claim(10)] == [jid("job01"), jid("job02"), jid("job00")]
     assert spool.depth() == 0

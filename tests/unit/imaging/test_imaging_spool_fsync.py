@@ -15,6 +15,7 @@ from hospital_imaging import worker as W
 from hospital_imaging.sources import open_source
 from hospital_imaging.sources import spool as S
 from hospital_imaging.synthetic import phantom, png_bytes
+from imaging_ids import jid
 
 PIPE = P.load("name: edges\nsteps: [read, grey, canny, {write: {outputs: [edges, image]}}]\n")
 
@@ -45,7 +46,7 @@ def fixture_calls(monkeypatch):
 def _process(root, fsync, calls):
     spool = S.SpoolSource(str(root), worker_id="unit", fsync=fsync)
     try:
-        spool.submit("a.png", png_bytes(phantom(128, 16, seed=1)))
+        spool.submit(jid("a.png"), png_bytes(phantom(128, 16, seed=1)))
         submitted = list(calls)
         del calls[:]
         claims = spool.claim(1)
@@ -64,20 +65,20 @@ def test_with_fsync_every_output_and_its_directory_are_on_disk_before_the_result
     inbox, outbox = str(root / "inbox"), str(root / "outbox")
     # the submission: its data, then its rename, then inbox/ itself
     assert [c[0] for c in submitted] == ["fsync", "replace", "fsync"], submitted
-    assert submitted[0][1].startswith(str(root / "tmp")) and submitted[1][1] == inbox + "/a.png"
+    assert submitted[0][1].startswith(str(root / "tmp")) and submitted[1][1] == inbox + "/" + jid("a.png")
     assert submitted[2] == ("fsync", inbox)
     # the job: each file's data before its rename, the sidecar's rename last, then outbox/ itself
-    names = ["a.png.edges.png", "a.png.image.png", "a.png.json"]
+    names = [jid("a.png") + s for s in (".edges.png", ".image.png", ".json")]
     writes = [c for c in processed if c[1].startswith((str(root / "tmp"), outbox))]
     assert [c[0] for c in writes] == ["fsync", "replace"] * 3 + ["fsync"], processed
     assert sorted(os.path.basename(c[1]) for c in writes[1:6:2]) == sorted(names)
-    assert writes[5][1] == outbox + "/a.png.json"  # the sidecar commits the set: written last
+    assert writes[5][1] == outbox + "/" + jid("a.png") + ".json"  # the sidecar commits the set: written last
     assert writes[-1] == ("fsync", outbox)
     for name in names:
         assert os.path.getsize(os.path.join(outbox, name)) > 0
-    with open(os.path.join(outbox, "a.png.json"), "rb") as handle:
-        assert json.loads(handle.read())["job"] == "a.png"
-    assert os.listdir(root / "done") == ["a.png"] and os.listdir(root / "tmp") == []
+    with open(os.path.join(outbox, jid("a.png") + ".json"), "rb") as handle:
+        assert json.loads(handle.read())["job"] == jid("a.png")
+    assert os.listdir(root / "done") == [jid("a.png")] and os.listdir(root / "tmp") == []
 
 
 def test_without_fsync_nothing_is_synced(tmp_path, calls):

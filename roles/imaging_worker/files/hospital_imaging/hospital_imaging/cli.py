@@ -7,9 +7,7 @@ Exit codes: 0 success, 1 some jobs failed (process), 2 bad configuration or unus
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
 import sys
 import time
 
@@ -19,13 +17,14 @@ from hospital_imaging import __version__
 from hospital_imaging import pipeline as pipeline_mod
 from hospital_imaging.errors import ImagingError, SourceError
 from hospital_imaging.logs import event, setup
-from hospital_imaging.sources import open_source
+from hospital_imaging.sources import is_opaque, opaque_job_id, open_source
 from hospital_imaging.worker import CHECKSUMS
 
 DEFAULTS = {"source": None, "ceph_conf": "/etc/ceph/ceph.conf", "keyring": None, "client": "client.admin",
             "lease": 30.0, "worker_id": None, "log_level": "info", "pipeline": None, "processes": 0, "batch": 4,
             "metrics_port": None, "metrics_bind": "127.0.0.1", "poll": 1.0, "grace": 30.0, "progress": None,
-            "replace": False, "id": None, "checksum": "blake3", "fsync": False}
+            "replace": False, "id": None, "checksum": "blake3", "fsync": False,
+            "retention_days": 30}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     work.add_argument("--metrics-bind", help="Prometheus endpoint address (default 127.0.0.1)")
     work.add_argument("--poll", type=float, help="seconds between polls of an empty queue")
     work.add_argument("--grace", type=float, help="seconds to finish in-flight jobs after SIGTERM")
+    work.add_argument("--retention-days", type=int,
+                      help="inputs in done/ and failed/ (spool) and done/failed objects (RADOS) older than this many "
+                           "days are deleted, checked at start and every 10 minutes; outputs are kept (default %d)"
+                      % DEFAULTS["retention_days"])
     work.add_argument("--checksum", choices=CHECKSUMS,
                       help="checksum of sources and outputs in the sidecars (default %s)" % DEFAULTS["checksum"])
     sub.add_parser("run", parents=[common, work], help="process continuously (service)")
@@ -60,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     proc.add_argument("--progress", action=argparse.BooleanOptionalAction, help="progress bar on stderr")
     submit = sub.add_parser("submit", parents=[common], help="queue image files")
     submit.add_argument("files", nargs="+")
-    submit.add_argument("--id", help="job id (one file only; default: content hash + extension)")
+    submit.add_argument("--id", help="job id (one file only): 32 lowercase hex digits plus an optional image "
+                                     "extension, e.g. a UUID the producer keeps; default: a new random id")
     submit.add_argument("--replace", action="store_true", help="resubmit an existing job id")
     sub.add_parser("status", parents=[common], help="counts per state (JSON)")
     check = sub.add_parser("check-pipeline", help="validate a pipeline YAML and print its hash")
@@ -114,11 +118,19 @@ class Progress:
         self.stream.flush()
 
 
+def _retention_days(value) -> int:
+    """A whole number of days >= 1 (a retention of 0 would delete every input as soon as it is done)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SourceError("retention_days must be a whole number of days >= 1 (got %r)" % (value,))
+    return value
+
+
 def _work(opts: dict, once: bool) -> int:
     from hospital_imaging.metrics import Metrics  # pylint: disable=import-outside-toplevel
     from hospital_imaging.worker import Worker, checksum  # pylint: disable=import-outside-toplevel
 
     checksum(str(opts["checksum"]), b"")  # refuse an unknown checksum before opening anything
+    retention = _retention_days(opts["retention_days"])
     pipe = pipeline_mod.load(opts["pipeline"]) if opts["pipeline"] else pipeline_mod.default()
     source = _source(opts)
     metrics = Metrics()
@@ -128,7 +140,7 @@ def _work(opts: dict, once: bool) -> int:
         event("metrics_listening", bind=opts["metrics_bind"], port=bound)
     worker = Worker(source, pipe, processes=opts["processes"] or None, batch=int(opts["batch"]), metrics=metrics,
                     poll=float(opts["poll"]), grace=float(opts["grace"]), pipeline_path=opts["pipeline"],
-                    checksum_algorithm=str(opts["checksum"]))
+                    checksum_algorithm=str(opts["checksum"]), retention_days=retention)
     worker.install_signal_handlers()
     show = opts["progress"] if opts["progress"] is not None else (once and sys.stderr.isatty())
     progress = Progress(source.depth()) if show else None
@@ -146,15 +158,17 @@ def _work(opts: dict, once: bool) -> int:
 def _submit(opts: dict, files: list) -> int:
     if opts["id"] and len(files) != 1:
         raise SourceError("--id needs exactly one file")
+    if opts["id"] and not is_opaque(opts["id"]):
+        raise SourceError("--id must be an opaque id, 32 lowercase hex digits plus an optional image extension "
+                          "(e.g. uuid4().hex + '.dcm'), never a name that could identify a patient")
     source = _source(opts)
     try:
         for path in files:
             with open(path, "rb") as handle:
                 data = handle.read()
-            ext = os.path.splitext(path)[1].lower()
-            ext = ext if ext in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm") else ""
-            job = opts["id"] or hashlib.sha256(data).hexdigest()[:32] + ext
-            source.submit(job, data, replace=bool(opts["replace"]))
+            # The file's name never becomes the job id (it may name the patient): a random opaque id,
+            # printed here so that the producer can match its file to the job, outputs and sidecar.
+            job = source.submit(opts["id"] or opaque_job_id(path), data, replace=bool(opts["replace"]))
             print(json.dumps({"file": path, "job": job}))
     finally:
         source.close()

@@ -105,8 +105,8 @@ def sniff(data: bytes, name: str = "") -> str:
         return "tiff"
     if name.lower().endswith((".dcm", ".dicom")):
         return "dicom"
-    raise InputError("unsupported format: not PNG, JPEG, TIFF or DICOM (first bytes %s)"
-                     % data[:8].hex(), "unsupported")
+    # No content in the reason: the bytes may be PHI, or (through a link) another file's.
+    raise InputError("unsupported format: not PNG, JPEG, TIFF or DICOM", "unsupported")
 
 
 def decode(data: bytes, name: str = "") -> Decoded:

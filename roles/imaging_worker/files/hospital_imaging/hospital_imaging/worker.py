@@ -226,7 +226,8 @@ class Worker:
 
     def __init__(self, source, pipe: pipeline_mod.Pipeline, processes: int | None = None, batch: int = 4,
                  metrics=None, poll: float = 1.0, grace: float = 30.0, pipeline_path: str | None = None,
-                 checksum_algorithm: str = "blake3"):
+                 checksum_algorithm: str = "blake3", retention_days: int | None = None,
+                 purge_every: float = 600.0):
         checksum(checksum_algorithm, b"")  # an unknown or unavailable algorithm fails here, not per job
         self.checksum = checksum_algorithm
         self.source = source
@@ -237,6 +238,10 @@ class Worker:
         self.poll = poll
         self.grace = grace
         self.pipeline_path = pipeline_path
+        # Retention of finished inputs (PHI) and markers: purged at start and at most every
+        # ``purge_every`` seconds (a directory listing or an object listing: not per job).
+        self.retention_days = retention_days
+        self.purge_every = purge_every
         self._pipeline_mtime = os.stat(pipeline_path).st_mtime if pipeline_path else None
         self.stopping = threading.Event()
         self.counts = {"ok": 0, "failed": 0, "skipped": 0, "released": 0, "lost": 0}
@@ -276,6 +281,16 @@ class Worker:
         self.pipeline = new
         event("pipeline_reloaded", hash=new.hash, version=new.version)
 
+    def _purge(self) -> None:
+        """Apply the retention; logs counts only (names are never logged). A failure is logged, not fatal."""
+        try:
+            counts = self.source.purge(self.retention_days * 86400.0)
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            event("retention_purge_failed", logging.WARNING, error=type(exc).__name__)
+            return
+        event("retention_purged", logging.INFO if any(counts.values()) else logging.DEBUG,
+              older_than_days=self.retention_days, **counts)
+
     def run(self, once: bool = False, progress=None) -> dict:
         """Process until stopped (``once``: until the queue is empty). Returns the counts."""
         spec = dict(self.source.spec(), checksum=self.checksum)
@@ -295,10 +310,14 @@ class Worker:
         inflight = {}          # future -> list of claims
         held = {}              # job -> claim
         last_renew = last_depth = last_recover = time.monotonic()
+        last_purge = None
         target = self.processes * 2
         try:
             while True:
                 now = time.monotonic()
+                if self.retention_days and (last_purge is None or now - last_purge >= self.purge_every):
+                    last_purge = now
+                    self._purge()
                 if not self.stopping.is_set() and len(inflight) < target:
                     wanted = self.batch * (target - len(inflight))
                     claims = self.source.claim(wanted)

@@ -12,13 +12,34 @@ Delivery is at least once; outputs are idempotent.
 
 from __future__ import annotations
 
+import os
 import re
+import uuid
 from dataclasses import dataclass, field
 
 from hospital_imaging.errors import SourceError
 
 JOB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 SIDECAR_SUFFIX = ".json"
+# Job ids are opaque: 32 hex digits (a random UUID) plus the input's image extension, if any. A
+# submitted file name (often the patient's name or MRN) never becomes a job id: it would reach
+# logs, reason files, output names, sidecars and the acknowledgement markers.
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm")
+OPAQUE_JOB_ID = re.compile(r"^[0-9a-f]{32}(\.(png|jpg|jpeg|tif|tiff|dcm))?$")
+
+
+def is_opaque(job: str) -> bool:
+    """True for an id of the opaque form (what ``opaque_job_id`` makes)."""
+    return bool(OPAQUE_JOB_ID.match(job))
+
+
+def opaque_job_id(name: str = "") -> str:
+    """The job id for an input called ``name``: ``name`` itself when it already is an opaque id (a
+    resubmission or a recovered claim), else a new random one keeping only a known image extension."""
+    if is_opaque(name):
+        return name
+    ext = os.path.splitext(name)[1].lower()
+    return uuid.uuid4().hex + (ext if ext in EXTENSIONS else "")
 
 
 def check_job_id(job: str) -> str:
@@ -85,6 +106,11 @@ class WorkSource:
 
     def submit(self, job: str, data: bytes, replace: bool = False) -> str:
         """Queue ``data`` as job ``job``."""
+        raise NotImplementedError
+
+    def purge(self, older_than: float) -> dict:
+        """Retention: remove finished inputs and markers older than ``older_than`` seconds (never
+        outputs); returns counts per state, no names."""
         raise NotImplementedError
 
     def status(self) -> dict:

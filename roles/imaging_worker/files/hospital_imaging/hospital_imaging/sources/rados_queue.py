@@ -17,6 +17,11 @@ the longest acceptable delay after a crash, and keep it well above the renewal h
 The OSD times the lease by its own wall clock (ceph_clock_now when the lock is set and checked):
 a forward clock step on it shortens running leases; renewal every lease/3 absorbs steps below
 two thirds of a lease.
+
+Job ids are opaque (``sources.opaque_job_id``): ``submit`` makes one, and an object that a producer
+wrote into ``inbox`` under another name (a patient's name, say) is copied to a new opaque name
+under its claim, and the original removed, before anything is logged or written about it. (A crash
+in the middle of that copy can leave both: at least once, as everywhere.)
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import socket
 import time
 
 from hospital_imaging.errors import SourceError
-from hospital_imaging.sources import Claim, TaskIO, WorkSource, check_job_id
+from hospital_imaging.sources import Claim, TaskIO, WorkSource, check_job_id, is_opaque, opaque_job_id
 
 LOCK = "hospital-imaging"
 FLAG_MAY_RENEW = 1      # LIBRADOS_LOCK_FLAG_(MAY_)RENEW
@@ -146,16 +151,38 @@ class RadosSource(WorkSource):
                     break
         random.shuffle(candidates)  # workers listing the same order would collide on the same heads
         claims = []
-        for job in candidates:
+        for name in candidates:
             if len(claims) >= limit:
                 break
-            if not self._lock(job):
+            if not self._lock(name):
                 continue
-            if self._finished(job):
+            if self._finished(name):
+                continue
+            job = name if is_opaque(name) else self._rename(name)
+            if job is None:
                 continue
             self._held.add(job)
             claims.append(Claim(job=job, locator=job, claimed_at=time.time()))
         return claims
+
+    def _rename(self, name: str) -> str | None:
+        """Give the claimed object ``name`` an opaque id: lock the new name (creating it), copy, remove
+        the old one. Returns the new id (claimed), or None if the object vanished."""
+        inbox = self.io["inbox"]
+        try:
+            size = inbox.stat(name)[0]
+            data = inbox.read(name, size) if size else b""
+        except self.rados.ObjectNotFound:
+            return None
+        job = opaque_job_id(name)
+        if not self._lock(job):
+            return None
+        inbox.write_full(job, data)
+        try:
+            inbox.remove_object(name)
+        except self.rados.ObjectNotFound:
+            pass
+        return job
 
     def renew(self, claims) -> list:
         lost = []
@@ -205,7 +232,9 @@ class RadosSource(WorkSource):
         return len(list(self._names()))
 
     def submit(self, job: str, data: bytes, replace: bool = False) -> str:
-        check_job_id(job)
+        """Queue ``data``; ``job`` is its name (only an image extension is kept) or an opaque id.
+        Returns the job id."""
+        job = check_job_id(opaque_job_id(os.path.basename(job)))
         if len(data) > MAX_OBJECT:
             raise SourceError("input of %d bytes is above the %d bytes a single RADOS write may carry"
                               % (len(data), MAX_OBJECT))
@@ -220,6 +249,24 @@ class RadosSource(WorkSource):
                     pass
         self.io["inbox"].write_full(job, data)
         return job
+
+    def purge(self, older_than: float) -> dict:
+        """Remove done markers and failed inputs (with their reasons) older than ``older_than`` seconds
+        (object mtime: when they were written). Outputs are not touched. Returns counts only."""
+        cutoff = time.time() - older_than
+        counts = {"done": 0, "failed": 0}
+        for ns in ("done", "failed"):
+            ioctx = self.io[ns]
+            for obj in list(ioctx.list_objects()):
+                try:
+                    if time.mktime(ioctx.stat(obj.key)[1]) >= cutoff:
+                        continue
+                    ioctx.remove_object(obj.key)
+                except self.rados.ObjectNotFound:
+                    continue
+                if not obj.key.endswith(".reason"):
+                    counts[ns] += 1
+        return counts
 
     def status(self) -> dict:
         counts = {ns: 0 for ns in ("inbox", "done", "failed", "outputs")}

@@ -2,8 +2,8 @@
 
 Layout under the spool root::
 
-    inbox/    JOB                      waiting inputs (submit writes tmp/ then renames here)
-    claimed/  WORKER~JOB               claimed by atomic rename from inbox/
+    inbox/    NAME                     waiting inputs (submit writes tmp/ then renames here)
+    claimed/  WORKER~JOB               claimed by atomic rename from inbox/ (NAME -> opaque JOB id)
     done/     JOB                      processed inputs (ack renames claimed -> done)
     failed/   JOB  JOB.reason          rejected inputs and a JSON reason file
     outbox/   JOB.edges.png JOB.image.png JOB.json   outputs; the sidecar JOB.json is written last
@@ -13,6 +13,11 @@ Layout under the spool root::
 A worker that dies (even by SIGKILL) loses its flock at once; ``recover`` renames the claims of
 such workers back to inbox/ and removes their partial files. Outputs are written to tmp/ and
 renamed, so a reader never sees a partial file, and their names depend on the job id only.
+
+inbox/ and tmp/ are writable by the submitters: they are created sticky (1730, only a file's
+owner may rename or delete it; submitters cannot list each other's files), and an input is opened
+with O_NOFOLLOW and must be a regular file, so a symbolic link, fifo or device in inbox/ fails
+its job without the worker reading (or hanging on) anything it points at.
 """
 
 from __future__ import annotations
@@ -23,13 +28,16 @@ import json
 import os
 import secrets
 import socket
+import stat
 import time
 
-from hospital_imaging.errors import SourceError
-from hospital_imaging.sources import Claim, TaskIO, WorkSource, check_job_id
+from hospital_imaging.errors import InputError, SourceError
+from hospital_imaging.sources import Claim, TaskIO, WorkSource, check_job_id, opaque_job_id
 
 DIRS = ("inbox", "claimed", "done", "failed", "outbox", "tmp", "workers")
 SEP = "~"
+# Directories the submitters write into: sticky, and not listable by the group.
+SHARED_MODE = {"inbox": 0o1730, "tmp": 0o1730}
 
 
 def _atomic_write(tmp_dir: str, owner: str, dest: str, data: bytes, sync: bool = False) -> None:
@@ -98,8 +106,11 @@ class SpoolSource(WorkSource):
         self.fsync = bool(fsync)
         self.dirs = {d: os.path.join(self.root, d) for d in DIRS}
         if create:
-            for path in self.dirs.values():
-                os.makedirs(path, exist_ok=True)
+            for name, path in self.dirs.items():
+                if not os.path.isdir(path):
+                    os.makedirs(path, exist_ok=True)
+                    if name in SHARED_MODE:
+                        os.chmod(path, SHARED_MODE[name])  # explicit: mkdir's mode is masked by the umask
         missing = [d for d, p in self.dirs.items() if not os.path.isdir(p)]
         if missing:
             raise SourceError("spool %s lacks %s" % (self.root, ", ".join(missing)))
@@ -186,10 +197,13 @@ class SpoolSource(WorkSource):
                 listed_now = True
                 if not self._listed:
                     break
-            job = self._listed.pop()
+            name = self._listed.pop()
+            # The submitted name is dropped here: it may be a patient's name or MRN. From the claim on
+            # the job has an opaque id (kept when the name already is one: a resubmission, a recovery).
+            job = opaque_job_id(name)
             dest = os.path.join(self.dirs["claimed"], self.worker_id + SEP + job)
             try:
-                os.rename(os.path.join(self.dirs["inbox"], job), dest)
+                os.rename(os.path.join(self.dirs["inbox"], name), dest)
             except FileNotFoundError:
                 continue  # another worker was faster
             claims.append(Claim(job=job, locator=dest, claimed_at=time.time()))
@@ -198,9 +212,19 @@ class SpoolSource(WorkSource):
     def renew(self, claims) -> list:
         return [c for c in claims if not os.path.exists(c.locator)]
 
+    @staticmethod
+    def _settle(src: str, dest: str) -> None:
+        """Rename ``src`` to ``dest`` and start its retention age now (a rename keeps the mtime, and a
+        producer's `mv` keeps the original file's, however old)."""
+        os.replace(src, dest)
+        try:
+            os.utime(dest, follow_symlinks=False)
+        except OSError:
+            pass
+
     def ack(self, claim: Claim, summary: dict) -> None:
         try:
-            os.replace(claim.locator, os.path.join(self.dirs["done"], claim.job))
+            self._settle(claim.locator, os.path.join(self.dirs["done"], claim.job))
         except FileNotFoundError:
             pass  # already acknowledged (duplicate delivery)
 
@@ -209,7 +233,7 @@ class SpoolSource(WorkSource):
                            "time": time.time()}, indent=1, sort_keys=True).encode()
         _atomic_write(self.dirs["tmp"], self.worker_id, os.path.join(self.dirs["failed"], claim.job + ".reason"), body)
         try:
-            os.replace(claim.locator, os.path.join(self.dirs["failed"], claim.job))
+            self._settle(claim.locator, os.path.join(self.dirs["failed"], claim.job))
         except FileNotFoundError:
             pass
 
@@ -223,7 +247,9 @@ class SpoolSource(WorkSource):
         return len(self._waiting())
 
     def submit(self, job: str, data: bytes, replace: bool = False) -> str:
-        check_job_id(job)
+        """Queue ``data``; ``job`` is its name (only an image extension is kept) or an opaque id.
+        Returns the job id."""
+        job = check_job_id(opaque_job_id(os.path.basename(job)))
         if not replace:
             for state in ("inbox", "done", "failed"):
                 if os.path.exists(os.path.join(self.dirs[state], job)):
@@ -233,6 +259,27 @@ class SpoolSource(WorkSource):
         if self.fsync:
             _sync_dir(self.dirs["inbox"])
         return job
+
+    def purge(self, older_than: float) -> dict:
+        """Remove inputs in done/ and failed/ (with their reasons) older than ``older_than`` seconds
+        (mtime: set when they were acknowledged or failed). outbox/ is not touched. Returns counts only."""
+        cutoff = time.time() - older_than
+        counts = {"done": 0, "failed": 0, "errors": 0}
+        for state in ("done", "failed"):
+            with os.scandir(self.dirs[state]) as entries:
+                for entry in entries:
+                    try:
+                        if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                            continue
+                        os.unlink(entry.path)
+                    except FileNotFoundError:
+                        continue
+                    except OSError:  # e.g. a directory a submitter put in inbox/: counted, the rest goes on
+                        counts["errors"] += 1
+                        continue
+                    if not entry.name.endswith(".reason"):
+                        counts[state] += 1
+        return counts
 
     def status(self) -> dict:
         counts = {}
@@ -255,13 +302,23 @@ class SpoolTaskIO(TaskIO):
         self.fsync = bool(spec.get("fsync", False))
 
     def fetch(self, locator: str) -> bytes:
+        # O_NOFOLLOW: a symbolic link in inbox/ is not followed (its target may be anything the worker
+        # can read); O_NONBLOCK: opening a fifo does not wait for a writer. Then: regular files only.
         try:
-            with open(locator, "rb") as handle:
-                return handle.read()
+            fd = os.open(locator, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 raise SourceError("claimed input %s vanished (claim lost)" % os.path.basename(locator)) from None
+            if exc.errno == errno.ELOOP:
+                raise InputError("input is a symbolic link: refused, not followed", "unsupported") from None
             raise
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise InputError("input is not a regular file (fifo, socket or device): refused", "unsupported")
+            with os.fdopen(fd, "rb", closefd=False) as handle:
+                return handle.read()
+        finally:
+            os.close(fd)
 
     def read_sidecar(self, job: str) -> dict | None:
         try:
