@@ -38,8 +38,37 @@ def test_ceph_mon_listens_on_its_public_address(host):
     short = host.check_output("hostname -s")
     assert host.service("ceph-mon@%s" % short).is_running
     address = _variables(host)["ansible_host"]
-    for port in (3300, 6789):  # msgr2 and msgr1
-        assert host.socket("tcp://%s:%d" % (address, port)).is_listening, (address, port)
+    assert host.socket("tcp://%s:3300" % address).is_listening, (address, 3300)
+    # msgr v1 is never encrypted: off by default (ceph_msgr_v1), nothing listens on 6789
+    assert ":6789 " not in host.check_output("ss -Htln"), "msgr v1 listener on %s" % address
+
+
+def test_ceph_daemons_encrypt_in_flight(host):
+    """msgr2 secure (ceph_ms_mode) for the OSDs of this host and its monitor."""
+    osds = host.check_output("cat /var/lib/ceph/osd/ceph-*/whoami").split()
+    assert osds
+    for osd in osds:
+        for option in ("ms_cluster_mode", "ms_service_mode", "ms_client_mode"):
+            assert host.check_output("ceph config show osd.%s %s" % (osd, option)) == "secure", (osd, option)
+    short = host.check_output("hostname -s")
+    assert host.check_output("ceph config show mon.%s ms_mon_service_mode" % short) == "secure"
+
+
+def test_racks_are_crush_buckets_and_every_pg_spans_three_racks(host):
+    """The lab's hosts are in racks r1-r3 (hc_rack): CRUSH has them and every PG has a copy in each rack."""
+    if host.backend.get_hostname() != TESTINFRA_HOSTS[0]:
+        pytest.skip("cluster-wide check: run from the first host only")
+    nodes = json.loads(host.check_output("ceph osd tree --format json"))["nodes"]
+    parent = dict((c, n["name"]) for n in nodes for c in n.get("children", []))
+    racks = {name: RUNNER.get_variables(name)["hc_rack"] for name in TESTINFRA_HOSTS}
+    host_rack = dict((n["name"], parent[n["id"]]) for n in nodes if n["type"] == "host")
+    assert host_rack == racks, host_rack
+    osd_rack = dict((n["id"], host_rack[parent[n["id"]]]) for n in nodes if n["type"] == "osd")
+    pgs = json.loads(host.check_output("ceph pg ls --format json"))
+    pgs = pgs["pg_stats"] if isinstance(pgs, dict) else pgs
+    assert pgs
+    for pg in pgs:
+        assert len({osd_rack[o] for o in pg["acting"]}) == len(set(racks.values())) == 3, (pg["pgid"], pg["acting"])
 
 
 def test_ceph_healthy_with_declared_pools(host):

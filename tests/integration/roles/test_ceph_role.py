@@ -1,9 +1,20 @@
-"""The ceph role on three real systemd hosts: quorum, mgr, BlueStore OSDs on loop devices, pools, users."""
+"""The ceph role on three real systemd hosts: quorum, mgr, BlueStore OSDs on loop devices, pools, users.
+
+The hosts sit in racks r1-r3 (one each). After the end-to-end run, on the same rack: Ceph traffic is
+encrypted (msgr2 secure, no msgr v1 listener; a capture on the rack's bridge never shows a marker written
+through RADOS, and shows it once the daemons accept crc), the racks are CRUSH buckets and every PG spans 3
+racks, and a failing `ceph-volume raw list` stops the run before any wipe.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
+import secrets
+import select
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +33,7 @@ PLAY = """
         ceph_fsid: %s
         ceph_public_network: 10.77.43.0/24
         ceph_osd_devices: "{{ hc_osd_devices }}"
+        ceph_crush_rack: "{{ hc_rack }}"
         ceph_conf_overrides:
           mon data avail warn: 5
           mon data avail crit: 2
@@ -35,7 +47,7 @@ GROUPS = "\n[ceph_mons:children]\nlab\n[ceph_mgrs]\nhc-cephr-1\n[ceph_osds:child
 
 @pytest.fixture(scope="module")
 def ceph_rack(rack_factory):
-    rack = rack_factory("cephr", hosts=3, subnet="10.77.43.0/24", bridge="hccephr0", osd_gib=4)
+    rack = rack_factory("cephr", hosts=3, subnet="10.77.43.0/24", bridge="hccephr0", osd_gib=4, racks=3)
     inv = Path(rack.state_dir) / "ceph-inventory.ini"
     inv.write_text(rack.inventory() + GROUPS)
     return rack, inv
@@ -92,3 +104,148 @@ def test_ceph_role_end_to_end(ceph_rack, run_playbook):
     ssh(rack, h1, "echo hospital | rados -p vms put probe -")
     assert ssh(rack, rack.hosts[1], "rados -p vms get probe -").stdout.strip() == "hospital"
     assert ssh(rack, h1, "rados -p vms get probe -").stdout.strip() == "hospital"
+
+
+# The tests below use the cluster the end-to-end test converged (same module, same rack, run in file order).
+
+def _ceph_json(rack, host, command: str):
+    return json.loads(ssh(rack, host, "ceph --connect-timeout 10 %s --format json" % command).stdout)
+
+
+class _Capture:
+    """tcpdump on the rack's bridge, only traffic from/to the rack's own host addresses; stopped by its PID."""
+
+    def __init__(self, rack, path: Path):
+        self.path = path
+        filt = " or ".join("host %s" % h.address for h in rack.hosts)
+        self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
+            ["tcpdump", "-i", rack.bridge, "-n", "-s", "0", "-U", "-Z", "root", "-w", str(path), filt],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        ready = select.select([self.proc.stderr], [], [], 15)[0]
+        assert ready and b"listening on" in self.proc.stderr.readline(), "tcpdump did not start"
+
+    def stop(self) -> bytes:
+        time.sleep(1)  # let the last segments reach the file (-U writes per packet)
+        self.proc.terminate()
+        self.proc.wait(timeout=15)
+        return self.path.read_bytes()
+
+
+def _primary_host(rack, obj: str):
+    """The rack host of the primary OSD of `obj` in pool vms (the writer must be another host so that the
+    client-to-OSD traffic crosses the bridge)."""
+    primary = _ceph_json(rack, rack.hosts[0], "osd map vms %s" % obj)["acting_primary"]
+    name = _ceph_json(rack, rack.hosts[0], "osd find %d" % primary)["crush_location"]["host"]
+    return next(h for h in rack.hosts if h.name == name)
+
+
+def _put_marker(rack, tmp_path, obj: str, marker: bytes, client_args: str = "") -> int:
+    writer = next(h for h in rack.hosts if h.name != _primary_host(rack, obj).name)
+    ssh(rack, writer, "printf %%s %s > /run/hc-marker" % marker.decode())
+    cap = _Capture(rack, tmp_path / ("%s.pcap" % obj))
+    try:
+        ssh(rack, writer, "rados %s -p vms put %s /run/hc-marker" % (client_args, obj))
+    finally:
+        data = cap.stop()
+    ssh(rack, writer, "rm -f /run/hc-marker")
+    return data.count(marker)
+
+
+def _bench(rack, host, client_args: str = "", seconds: int = 5) -> float:
+    out = ssh(rack, host, "rados %s -p vms bench %d write -b 4194304 -t 4 --run-name hc-bench --no-cleanup && "
+                          "rados %s -p vms cleanup --run-name hc-bench >/dev/null"
+              % (client_args, seconds, client_args)).stdout
+    return float(re.search(r"Bandwidth \(MB/sec\):\s+([0-9.]+)", out).group(1))
+
+
+def test_ceph_traffic_is_encrypted_and_msgr1_off(ceph_rack, tmp_path):
+    rack, dummy = ceph_rack
+    h1 = rack.hosts[0]
+    osds = _ceph_json(rack, h1, "osd ls")
+    assert len(osds) == 3
+    for osd in osds:
+        for option in ("ms_cluster_mode", "ms_service_mode", "ms_client_mode"):
+            value = ssh(rack, h1, "ceph config show osd.%d %s" % (osd, option)).stdout.strip()
+            assert value == "secure", (osd, option, value)
+    for host in rack.hosts:
+        assert ssh(rack, h1, "ceph config show mon.%s ms_mon_service_mode" % host.name).stdout.strip() == "secure"
+        listening = ssh(rack, host, "ss -Htln").stdout
+        assert ":3300 " in listening and ":6789 " not in listening, (host.name, listening)
+    for mon in _ceph_json(rack, h1, "mon dump")["mons"]:
+        assert [a["type"] for a in mon["public_addrs"]["addrvec"]] == ["v2"], mon
+
+    marker = secrets.token_hex(32).encode()
+    assert _put_marker(rack, tmp_path, "hc-secure", marker) == 0, "a RADOS payload crossed the bridge in the clear"
+    secure_mbs = _bench(rack, h1)
+    # control: the OSDs also accept crc (runtime override; ceph.conf says secure) and one client asks for crc:
+    # the same capture must see the marker, else the capture proves nothing
+    ssh(rack, h1, "ceph tell 'osd.*' config set ms_service_mode 'crc secure' >/dev/null")
+    try:
+        seen = _put_marker(rack, tmp_path, "hc-crc", marker, "--ms_client_mode crc")
+        crc_mbs = _bench(rack, h1, "--ms_client_mode crc")
+    finally:
+        ssh(rack, h1, "ceph tell 'osd.*' config set ms_service_mode secure >/dev/null")
+    assert seen >= 1, "control run: the capture did not see the crc-mode payload"
+    print("\nrados bench write 4 MiB x4, 5 s: secure %.1f MB/s, crc (client-OSD) %.1f MB/s, secure/crc %.2f"
+          % (secure_mbs, crc_mbs, secure_mbs / crc_mbs if crc_mbs else float("nan")))
+
+
+def test_racks_are_crush_buckets_and_pgs_span_three_racks(ceph_rack):
+    rack, dummy = ceph_rack
+    h1 = rack.hosts[0]
+    nodes = _ceph_json(rack, h1, "osd tree")["nodes"]
+    by_id = dict((n["id"], n) for n in nodes)
+    parent = dict((c, n["name"]) for n in nodes for c in n.get("children", []))
+    racks = sorted(n["name"] for n in nodes if n["type"] == "rack")
+    assert racks == ["r1", "r2", "r3"] and all(parent[n["id"]] == "default" for n in nodes if n["type"] == "rack")
+    host_rack = dict((n["name"], parent[n["id"]]) for n in nodes if n["type"] == "host")
+    assert host_rack == dict((h.name, h.rack) for h in rack.hosts), host_rack
+    osd_rack = dict((n["id"], host_rack[parent[n["id"]]]) for n in nodes if n["type"] == "osd")
+    assert _ceph_json(rack, h1, "osd pool get vms crush_rule")["crush_rule"] == "replicated_rack"
+    rule = next(r for r in _ceph_json(rack, h1, "osd crush rule dump") if r["rule_name"] == "replicated_rack")
+    assert any(s.get("type") == "rack" for s in rule["steps"]), rule
+    pgs = _ceph_json(rack, h1, "pg ls")
+    pgs = pgs["pg_stats"] if isinstance(pgs, dict) else pgs
+    assert pgs
+    for pg in pgs:
+        assert len({osd_rack[o] for o in pg["acting"]}) == 3, (pg["pgid"], pg["acting"])
+    assert by_id  # the tree was read
+
+
+def test_failed_osd_listing_stops_the_run_before_any_wipe(ceph_rack, run_playbook):
+    rack, inv = ceph_rack
+    h3 = rack.hosts[2]
+    dev = h3.loops[0]
+    osd = ssh(rack, h3, "cat /var/lib/ceph/osd/ceph-*/whoami").stdout.strip()
+    # the role runs `ceph-volume` from PATH: /usr/local/sbin comes before /usr/sbin
+    ssh(rack, h3, "cat > /usr/local/sbin/ceph-volume <<'EOF'\n%sEOF\nchmod 755 /usr/local/sbin/ceph-volume; "
+                  "ceph-volume raw list; test $? -eq 1" % FAILING_CEPH_VOLUME)
+    # the OSD is stopped so that nothing but the role could change the device while it runs
+    ssh(rack, h3, "systemctl stop ceph-osd@%s" % osd)
+    try:
+        before = _sha256(dev)
+        res = run_playbook(PLAY, inventory=inv, extra_vars={"ceph_osd_wipe_devices": True})
+        after = _sha256(dev)
+    finally:
+        ssh(rack, h3, "rm -f /usr/local/sbin/ceph-volume && systemctl reset-failed ceph-osd@%s; "
+                      "systemctl start ceph-osd@%s" % (osd, osd))
+    assert after == before, "the disk of osd.%s changed although its OSD listing failed" % osd
+    assert res.rc != 0 and res.failed(h3.name) == 1, res.stdout[-3000:]
+    assert "ceph-volume raw list` failed" in res.stdout and "simulated failure" in res.stdout, res.stdout[-3000:]
+    ssh(rack, rack.hosts[0], "for i in $(seq 60); do ceph osd stat | grep -q '3 up.*3 in' && exit 0; sleep 2; done; "
+                             "ceph osd stat; exit 1")
+
+
+FAILING_CEPH_VOLUME = """#!/bin/sh
+# test bed: `ceph-volume raw list` fails, everything else is the real ceph-volume
+if [ "$1 $2" = "raw list" ]; then echo simulated failure >&2; exit 1; fi
+exec /usr/sbin/ceph-volume "$@"
+"""
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
