@@ -67,6 +67,16 @@ class Rack:
         data["hosts"] = [Host(**h) for h in data["hosts"]]
         return cls(**data)
 
+    @property
+    def known_hosts(self) -> str:
+        """The rack's known_hosts: every host's own SSH host key, made when its root was prepared."""
+        return str(Path(self.state_dir) / "known_hosts")
+
+    def ssh_options(self) -> list[str]:
+        """ssh options that verify the host keys against the rack's known_hosts (no first-use trust)."""
+        return ["-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile=%s" % self.known_hosts,
+                "-o", "GlobalKnownHostsFile=/dev/null"]
+
     def inventory(self) -> str:
         """An INI inventory fragment for the rack's hosts."""
         lines = ["[lab]"]
@@ -76,8 +86,8 @@ class Rack:
         lines += ["", "[lab:vars]", "ansible_user=root",
                   "ansible_ssh_private_key_file=%s" % self.ssh_key,
                   "ansible_python_interpreter=/usr/bin/python3",
-                  "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
-                  "-o ControlMaster=auto -o ControlPersist=120s'", ""]
+                  "ansible_ssh_common_args='-o StrictHostKeyChecking=yes -o UserKnownHostsFile=%s "
+                  "-o ControlMaster=auto -o ControlPersist=120s'" % self.known_hosts, ""]
         return "\n".join(lines)
 
 
@@ -128,7 +138,23 @@ def _prepare_root(base: image.BaseImage, host: Host, rack: Rack, prefix: int) ->
     (root / "etc" / "resolv.conf").write_text(resolv)
     # systemd-resolved is not installed; keep the static resolv.conf
     (root / "etc" / "machine-id").write_text("")
+    _host_key(root, host, rack)
     _site_trust(root)
+
+
+def _host_key(root: Path, host: Host, rack: Rack) -> None:
+    """Make the host's SSH host key here (the base image has none: it would make one at first boot, which
+    nobody could verify) and record it in the rack's known_hosts under the host's name and address."""
+    key = root / "etc" / "ssh" / "ssh_host_ed25519_key"
+    for old in (root / "etc" / "ssh").glob("ssh_host_*"):
+        old.unlink()
+    _sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "root@%s" % host.name, "-f", str(key))
+    pub = Path(str(key) + ".pub").read_text().split()[:2]
+    known = Path(rack.known_hosts)
+    lines = [ln for ln in (known.read_text().splitlines() if known.exists() else [])
+             if ln.split(" ", 1)[0] != "%s,%s" % (host.name, host.address)]
+    lines.append("%s,%s %s" % (host.name, host.address, " ".join(pub)))
+    known.write_text("\n".join(lines) + "\n")
 
 
 def _site_trust(root: Path) -> None:
@@ -147,8 +173,8 @@ def _site_trust(root: Path) -> None:
 
 def ssh(rack: Rack, host: Host, command: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run a shell command on a rack host as root over SSH."""
-    res = _sh("ssh", "-i", rack.ssh_key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-              "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "root@" + host.address,
+    res = _sh("ssh", "-i", rack.ssh_key, *rack.ssh_options(), "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
+              "-o", "ConnectTimeout=5", "root@" + host.address,
               command, check=False, timeout=timeout)
     if check and res.returncode != 0:
         raise RackError("ssh %s %r failed (rc=%d): %s" % (host.name, command, res.returncode, res.stderr.strip()))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import secrets
 import shutil
 import subprocess
 import time
@@ -19,6 +20,7 @@ import pytest
 
 from testbed import rack as rackmod
 from testbed.ansible_run import REPO, ansible_env
+from testbed.pcap_marker import Capture, count_marker
 from testbed.rack import ssh
 
 ansible_runner = pytest.importorskip("ansible_runner", reason="ansible-runner is pinned in requirements.txt")
@@ -31,6 +33,11 @@ VMS = ("ops-a", "ops-b", "ops-c")
 VIRSH = "virsh -c qemu:///system "
 MARK = "/etc/ansible/facts.d/hospital_cloud_maintenance.fact"
 FIGURES: dict = {}
+# 64 random bytes (hex) in every ops VM's kernel command line, hence in its RAM: looked for in the captures
+MARKER = secrets.token_hex(32)
+KEY_COMMENT = "hospital.cloud host_maintenance migration key"
+MIGRATION_PORTS = range(49152, 49216)  # QEMU's migration ports (libvirt's default range)
+OTHER_KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIJSHvS7J3OZiFv6A2uXoE0sZbBc2rEYcbdwv3aR8Cl3F"  # an ed25519 key no host has
 
 
 @dataclass
@@ -45,11 +52,21 @@ class Ops:
         inv = self.tmp / "inventory"
         if not inv.exists():
             shutil.copytree(INVENTORY, inv)
+            # this run's migration CA (on the controller) and the marker the guests keep in RAM
+            (inv / "group_vars" / "all" / "test_run.yml").write_text(json.dumps(
+                {"kvm_host_pki_dir": str(self.tmp / "pki"), "hc_ram_marker": MARKER}))
         groups = {"kvm_hosts": self.hosts, "ceph_mons": self.hosts[:3], "ceph_mgrs": self.hosts[:1],
                   "ceph_osds": self.hosts}
         (inv / "hosts.yml").write_text(json.dumps(
             {"all": {"children": {g: {"hosts": {h: None for h in hs}} for g, hs in groups.items()}}}, indent=1))
         return [str(inv), str(Path(self.rack.state_dir) / "inventory.ini")]
+
+    def addresses(self) -> list[str]:
+        return [h.address for h in self.rack.hosts]
+
+    def capture(self, name: str) -> Capture:
+        """tcpdump on the ops bridge, TCP between the rack's own hosts."""
+        return Capture(BRIDGE, self.addresses(), self.tmp / ("%s.pcap" % name))
 
     def host(self, name: str) -> rackmod.Host:
         return next(h for h in self.rack.hosts if h.name == name)
@@ -260,9 +277,30 @@ def test_maintenance(ops):
     host = _busiest(ops)
     before = _steady(ops)
     leaving = sorted(vm for vm, h in before.items() if h == host)
-    job = run_job(ops, "maintenance.yml", {"host_maintenance_host": host}, name="maintenance")
+    # a migration key left authorised by a killed job (this host was its target): removed by the next run
+    stale = "ssh-ed25519 %s %s" % (OTHER_KEY, KEY_COMMENT)
+    ops.sh(host, "echo '%s' >> /root/.ssh/authorized_keys" % stale)
+    with ops.capture("maintenance") as cap:
+        job = run_job(ops, "maintenance.yml", {"host_maintenance_host": host}, name="maintenance")
     FIGURES["maintenance_s"] = round(job.seconds)
     assert_ok(job)
+    hits = count_marker(cap.path, MARKER.encode())
+    FIGURES["maintenance_capture_mib"] = round(cap.path.stat().st_size / 2 ** 20, 1)
+    assert hits == {}, "guest RAM in the clear on the bridge during the live migrations: %s" % hits
+    assert KEY_COMMENT not in ops.sh(host, "cat /root/.ssh/authorized_keys"), "stale migration key kept"
+    # the migration key authorised on the targets: the libvirt helper only, from the source only, for a short time
+    lines = [e["event_data"]["res"]["invocation"]["module_args"]["line"] for e in job.events
+             if e.get("event") == "runner_item_on_ok"
+             and e["event_data"].get("task", "").startswith("Migration key | authorised on the targets")]
+    assert lines, "no migration key was authorised"
+    for line in lines:
+        opts = line.split(" ssh-ed25519 ")[0]
+        assert opts.startswith("restrict,") and 'from="%s"' % ops.host(host).address in opts, line
+        assert 'command="/usr/bin/virt-ssh-helper qemu:///system"' in opts, line
+        expiry = re.search(r'expiry-time="(\d{14})Z"', opts)
+        assert expiry, line
+        left = time.mktime(time.strptime(expiry.group(1), "%Y%m%d%H%M%S")) - time.mktime(time.gmtime())
+        assert 0 < left < 3 * 600 + 300 + 3600, left  # now + moves x timeout + 5 min (an hour of slack for the run)
     report = job.artifacts()["host_maintenance"]
     FIGURES["maintenance_moves"] = report["moves"]
     assert sorted(m["vm"] for m in report["moves"]) == leaving
@@ -287,6 +325,86 @@ def test_maintenance(ops):
     assert again.changed() == 0, again.changed_tasks()
     assert "nothing to do" in again.stdout
     assert _steady(ops) == after
+
+
+def _tls_force(ops: Ops, hosts: list[str], value: int) -> None:
+    for h in hosts:
+        ops.sh(h, "sed -i 's/^migrate_tls_force = .*/migrate_tls_force = %d/' /etc/libvirt/qemu.conf && "
+                  "systemctl restart libvirtd && for i in $(seq 30); do %s version >/dev/null 2>&1 && break; "
+                  "sleep 1; done" % (value, VIRSH))
+
+
+def _virsh_migrate(ops: Ops, vm: str, src: str, dst: str, tls: bool) -> subprocess.CompletedProcess:
+    """A managed (non-p2p) live migration driven from this machine: the memory goes src -> dst directly."""
+    wrapper = ops.tmp / "ssh-verified"
+    if not wrapper.exists():  # libvirt's ssh transport with the rack's known_hosts, host keys verified
+        wrapper.write_text("#!/bin/sh\nexec ssh %s \"$@\"\n" % " ".join(ops.rack.ssh_options()))
+        wrapper.chmod(0o755)
+    uri = "qemu+ssh://root@%%s/system?keyfile=%s&no_tty=1&command=%s" % (ops.rack.ssh_key, wrapper)
+    cmd = ["virsh", "-c", uri % ops.host(src).address, "migrate", "--live", "--persistent", "--undefinesource",
+           *(["--tls"] if tls else []), vm, uri % ops.host(dst).address,
+           "--migrateuri", "tcp://%s" % ops.host(dst).address]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_migration_encrypted_and_plain_control(ops):
+    """Guest RAM never crosses the bridge in the clear; the control run with TLS off shows the capture sees it.
+
+    The plain migration exists only here: qemu.conf's migrate_tls_force is turned off for it, then restored.
+    """
+    where = _steady(ops)
+    vm, src = "ops-c", where["ops-c"]
+    dst = next(h for h in ops.hosts if h not in where.values()) if len(set(where.values())) < len(ops.hosts) \
+        else next(h for h in ops.hosts if h != src)
+    # forced: a migration without --tls is refused while migrate_tls_force = 1
+    res = _virsh_migrate(ops, vm, src, dst, tls=False)
+    assert res.returncode != 0 and "tls" in res.stderr.lower(), res.stderr
+    assert _steady(ops)[vm] == src
+    _tls_force(ops, [src, dst], 0)
+    try:
+        with ops.capture("plain") as cap:
+            t0 = time.monotonic()
+            res = _virsh_migrate(ops, vm, src, dst, tls=False)
+            FIGURES["migration_plain_s"] = round(time.monotonic() - t0, 2)
+        assert res.returncode == 0, res.stderr
+    finally:
+        _tls_force(ops, [src, dst], 1)
+    plain = count_marker(cap.path, MARKER.encode())
+    FIGURES["migration_plain_marker_hits"] = sum(plain.values())
+    assert any(k[3] in MIGRATION_PORTS for k in plain), "the capture did not see the plain migration: %s" % plain
+    assert _steady(ops)[vm] == dst
+    with ops.capture("tls") as cap:
+        t0 = time.monotonic()
+        res = _virsh_migrate(ops, vm, dst, src, tls=True)
+        FIGURES["migration_tls_s"] = round(time.monotonic() - t0, 2)
+    assert res.returncode == 0, res.stderr
+    assert count_marker(cap.path, MARKER.encode()) == {}
+    assert _steady(ops) == where
+    print("live migration of %s (256 MiB, TCG): plain %.2f s, TLS %.2f s" % (
+        vm, FIGURES["migration_plain_s"], FIGURES["migration_tls_s"]))
+
+
+def test_host_keys_verified(ops):
+    """Host keys are checked, never trusted on first use: by this machine and between the KVM hosts."""
+    a, b = ops.host("hc-ops-1"), ops.host("hc-ops-2")
+    # the rack's known_hosts (the inventory's UserKnownHostsFile) holds each host's own key
+    assert "StrictHostKeyChecking=yes" in Path(ops.rack.state_dir, "inventory.ini").read_text()
+    wrong = ops.tmp / "wrong_known_hosts"  # every host's name and address, with another key
+    wrong.write_text(re.sub(r"ssh-ed25519 \S+", "ssh-ed25519 " + OTHER_KEY, Path(ops.rack.known_hosts).read_text()))
+    res = subprocess.run(["ssh", "-i", ops.rack.ssh_key, "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+                          "-o", "UserKnownHostsFile=%s" % wrong, "-o", "GlobalKnownHostsFile=/dev/null",
+                          "root@%s" % ops.rack.hosts[0].address, "true"], capture_output=True, text=True, check=False)
+    assert res.returncode != 0 and "Host key verification failed" in res.stderr, res.stderr
+    # between the KVM hosts (live migration's ssh): /etc/ssh/ssh_known_hosts from kvm_host. The key is
+    # accepted (then no login: a has no key for b) ...
+    probe = ("ssh -o BatchMode=yes -o ConnectTimeout=5 -o UserKnownHostsFile=/dev/null -o GlobalKnownHostsFile=%%s "
+             "root@%s true 2>&1; echo rc=$?" % b.address)
+    out = ops.sh(a.name, probe % "/etc/ssh/ssh_known_hosts")
+    assert "Permission denied" in out and "Host key verification failed" not in out, out
+    # ... a different key for b is refused
+    ops.sh(a.name, "sed 's/ssh-ed25519 .*/ssh-ed25519 %s/' /etc/ssh/ssh_known_hosts > /tmp/wrong_known_hosts" % OTHER_KEY)
+    out = ops.sh(a.name, probe % "/tmp/wrong_known_hosts")
+    assert "Host key verification failed" in out, out
 
 
 def test_maintenance_cold_and_left_in_maintenance(ops):
