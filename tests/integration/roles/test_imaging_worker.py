@@ -60,8 +60,7 @@ def rack(rack_factory):
         # the host's own pip configuration (what the role uses by default), as a hospital with a
         # TLS-inspecting proxy would have it: trust the same CA bundle as this machine
         host = r.hosts[0]
-        subprocess.run(["scp", "-q", "-i", r.ssh_key, "-o", "StrictHostKeyChecking=no", "-o",
-                        "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", ca,
+        subprocess.run(["scp", "-q", "-i", r.ssh_key, *r.ssh_options(), "-o", "LogLevel=ERROR", ca,
                         "root@%s:/etc/ssl/site-ca-bundle.pem" % host.address], check=True, timeout=60)
         ssh(r, host, "printf '[global]\\ncert = /etc/ssl/site-ca-bundle.pem\\n' > /etc/pip.conf")
     return r
