@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make test     - set up (Debian packages, venv) and run lint, sanity, unit and integration tests"
-	@echo "make lab      - the virtual rack on this machine with everything deployed (site.yml), then a summary"
+	@echo "make lab      - the virtual rack on this machine with everything deployed (site.yml), then a summary (lab/README.md)"
 	@echo "make test-molecule - molecule default scenario: site.yml on the lab rack, idempotence, testinfra"
 	@echo "make test-molecule-kvm - molecule kvm scenario: kvm_host converged inside a libvirt guest (TCG here)"
 	@echo "make test-dmcrypt - molecule dmcrypt scenario: a dm-crypt OSD in a TCG guest (marker not on disk, reboot)"
@@ -80,13 +80,13 @@ ee: ee-context
 	ansible-builder build -f execution-environment.yml -c .cache/ee/context -t hospital-cloud-ee:$$(awk '/^version:/{print $$2}' galaxy.yml)
 
 lab: venv
-	cd tests && $(PY) -m testbed.lab up
+	$(PY) -m lab up
 
 lab-reliability: venv
-	cd tests && $(PY) -m testbed.lab reliability
+	$(PY) -m lab reliability
 
 lab-destroy: venv
-	cd tests && $(PY) -m testbed.lab down
+	$(PY) -m lab down
 
 clean:
 	rm -rf .cache/sanity .pytest_cache tests/output
