@@ -37,6 +37,7 @@ $(VENV)/.stamp: requirements.txt
 
 venv: deps $(VENV)/.stamp
 	@bash tests/testbed/collection-path.sh >/dev/null
+	@$(PY) tests/testbed/collections_check.py  # galaxy.yml's and tests/requirements.yml's collections
 
 lock: venv
 	{ echo "# Pinned with: .venv/bin/pip freeze --local (make lock). Python 3.11 (Debian /usr/bin/python3, venv --system-site-packages)"; $(PY) -m pip freeze --local; } > requirements.txt

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
+import sys
+from pathlib import Path
 
-from testbed import ceph, clocks, libvirt
+from testbed import ceph, clocks, collections_check, libvirt
 
 
 def test_kvm_usable_rejects_pvm_and_missing_flags(tmp_path):
@@ -59,3 +61,15 @@ def test_free_ports_are_distinct_and_bindable():
         s = socket.socket()
         s.bind(("127.0.0.1", p))
         s.close()
+
+
+def test_collections_check_names_missing_and_out_of_range_collections():
+    need = {"a.b": (">=2.0.0,<3.0.0", "galaxy.yml"), "c.d": ("*", "tests/requirements.yml"),
+            "e.f": (">=1.0.0", "tests/requirements.yml")}
+    assert collections_check.problems(need, {"a.b": "2.1.0", "c.d": "0.1.0", "e.f": "1.0.0"}) == []
+    assert collections_check.problems(need, {"a.b": "3.0.0", "e.f": "1.0.0"}) == [
+        "a.b >=2.0.0,<3.0.0 (galaxy.yml): 3.0.0 installed", "c.d * (tests/requirements.yml): not installed"]
+    # this checkout: every collection galaxy.yml and tests/requirements.yml name is installed in the venv
+    have = collections_check.installed(str(Path(sys.executable).parent / "ansible-galaxy"))
+    assert collections_check.problems(collections_check.required(), have) == []
+    assert {"community.libvirt", "ansible.posix"} <= set(collections_check.required())
