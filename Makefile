@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make test     - set up (Debian packages, venv) and run lint, sanity, unit and integration tests"
-	@echo "make lab      - the virtual rack on this machine with everything deployed (site.yml), then a summary"
+	@echo "make lab      - the virtual rack on this machine with everything deployed (site.yml), then a summary (lab/README.md)"
 	@echo "make test-molecule - molecule default scenario: site.yml on the lab rack, idempotence, testinfra"
 	@echo "make test-molecule-kvm - molecule kvm scenario: kvm_host converged inside a libvirt guest (TCG here)"
 	@echo "make test-dmcrypt - molecule dmcrypt scenario: a dm-crypt OSD in a TCG guest (marker not on disk, reboot)"
@@ -37,6 +37,7 @@ $(VENV)/.stamp: requirements.txt
 
 venv: deps $(VENV)/.stamp
 	@bash tests/testbed/collection-path.sh >/dev/null
+	@$(PY) tests/testbed/collections_check.py  # galaxy.yml's and tests/requirements.yml's collections
 
 lock: venv
 	{ echo "# Pinned with: .venv/bin/pip freeze --local (make lock). Python 3.11 (Debian /usr/bin/python3, venv --system-site-packages)"; $(PY) -m pip freeze --local; } > requirements.txt
@@ -80,13 +81,13 @@ ee: ee-context
 	ansible-builder build -f execution-environment.yml -c .cache/ee/context -t hospital-cloud-ee:$$(awk '/^version:/{print $$2}' galaxy.yml)
 
 lab: venv
-	cd tests && $(PY) -m testbed.lab up
+	$(PY) -m lab up
 
 lab-reliability: venv
-	cd tests && $(PY) -m testbed.lab reliability
+	$(PY) -m lab reliability
 
 lab-destroy: venv
-	cd tests && $(PY) -m testbed.lab down
+	$(PY) -m lab down
 
 clean:
 	rm -rf .cache/sanity .pytest_cache tests/output

@@ -54,7 +54,7 @@ def ceph_cluster():
 
 @pytest.fixture(scope="session")
 def base_image():
-    from testbed import image  # pylint: disable=import-outside-toplevel
+    from lab import image  # pylint: disable=import-outside-toplevel
 
     img, dummy = _timed("base_image", image.ensure)
     return img

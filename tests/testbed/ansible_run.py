@@ -10,44 +10,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-COLLECTIONS = REPO / ".cache" / "collections"
-VENV_PY = REPO / ".venv" / "bin" / "python"
-PYTHON = str(VENV_PY) if VENV_PY.exists() else sys.executable
+# the checkout as a collection and the environment of every ansible run: shared with the lab
+from lab.playbook import COLLECTIONS, PYTHON, REPO, VENV_PY, ansible_env, ensure_collection_path
 
-
-def ensure_collection_path() -> Path:
-    link = COLLECTIONS / "ansible_collections" / "hospital" / "cloud"
-    if not link.exists():
-        link.parent.mkdir(parents=True, exist_ok=True)
-        if link.is_symlink():
-            link.unlink()
-        link.symlink_to(REPO)
-    return COLLECTIONS
-
-
-def ansible_env(extra: dict | None = None) -> dict:
-    root = str(ensure_collection_path())
-    env = dict(os.environ)
-    env.update({
-        "ANSIBLE_COLLECTIONS_PATH": root,
-        "PYTHONPATH": root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
-        "ANSIBLE_PYTHON_INTERPRETER": PYTHON,
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_HOST_KEY_CHECKING": "False",
-        "ANSIBLE_RETRY_FILES_ENABLED": "False",
-        "ANSIBLE_PIPELINING": "True",
-        "ANSIBLE_LOCAL_TEMP": str(REPO / ".cache" / "ansible-tmp"),
-        "PATH": str(VENV_PY.parent) + os.pathsep + env.get("PATH", ""),
-    })
-    env.update(extra or {})
-    return env
+__all__ = ["COLLECTIONS", "LOCAL_INVENTORY", "PYTHON", "REPO", "VENV_PY", "ModuleCrashed", "PlaybookResult",
+           "ansible_env", "ensure_collection_path", "run_module", "run_playbook"]
 
 
 class ModuleCrashed(AssertionError):

@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import procs
+from lab import procs
 
 BASE = Path(os.environ.get("HC_TESTBED_DIR", "/tmp/hospital-cloud-testbed"))
 REQUIRED = ("ceph-mon", "ceph-mgr", "ceph-osd", "ceph", "ceph-authtool", "monmaptool")

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from testbed import rack as rackmod
+from lab import rack as rackmod
 from testbed.ansible_run import REPO, ansible_env
 from testbed.pcap_marker import Capture, count_marker
-from testbed.rack import ssh
+from lab.rack import ssh
 
 ansible_runner = pytest.importorskip("ansible_runner", reason="ansible-runner is pinned in requirements.txt")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from testbed import rack as rackmod
+from lab import rack as rackmod
 
 
 @pytest.fixture(scope="module")

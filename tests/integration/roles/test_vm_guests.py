@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.rack import ssh
+from lab.rack import ssh
 
 pytestmark = [pytest.mark.image, pytest.mark.ceph, pytest.mark.slow, pytest.mark.timeout(2400)]
 

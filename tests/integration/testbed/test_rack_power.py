@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from testbed import procs
-from testbed import rack as rackmod
+from lab import procs
+from lab import rack as rackmod
 
 NAME, SUBNET, BRIDGE = "pwr", "10.77.72.0/24", "hcpwr0"
 

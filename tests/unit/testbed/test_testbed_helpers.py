@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import sys
+from pathlib import Path
 
-from testbed import ceph, clocks, lab, libvirt, procs
+from testbed import ceph, clocks, collections_check, libvirt
 
 
 def test_kvm_usable_rejects_pvm_and_missing_flags(tmp_path):
@@ -64,69 +63,13 @@ def test_free_ports_are_distinct_and_bindable():
         s.close()
 
 
-def test_stop_all_only_signals_processes_that_name_the_directory(tmp_path):
-    root = tmp_path / "comp"
-    procs.claim(root)
-    with open(tmp_path / "log", "ab") as log:
-        pid = procs.spawn(root, "sleeper", [sys.executable, "-c", "import time; time.sleep(60)", str(root)], log)
-    # a foreign process whose PID gets recorded must never be touched
-    foreign = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # pylint: disable=consider-using-with
-    (root / "pids" / "foreign").write_text(str(foreign.pid))
-    try:
-        stopped = procs.stop_all(root, timeout=5)
-        assert stopped == [pid]
-        assert not procs.alive(pid)
-        assert procs.alive(foreign.pid)
-    finally:
-        foreign.kill()
-        foreign.wait()
-
-
-def test_reap_stale_cleans_dead_owner_and_keeps_live_owner(tmp_path):
-    dead = tmp_path / "ceph-dead"
-    live = tmp_path / "ceph-live"
-    child = subprocess.Popen([sys.executable, "-c", "pass"])  # pylint: disable=consider-using-with
-    child.wait()
-    procs.claim(dead, owner=child.pid)
-    procs.claim(live, owner=os.getpid())
-    cleaned = procs.reap_stale(tmp_path, "ceph-")
-    assert cleaned == [dead]
-    assert live.exists() and not dead.exists()
-
-
-def test_rack_refuses_a_subnet_or_bridge_of_another_rack(tmp_path, monkeypatch):
-    from testbed import rack  # pylint: disable=import-outside-toplevel
-
-    monkeypatch.setattr(rack, "STATE", tmp_path)
-    (tmp_path / "other").mkdir()
-    (tmp_path / "other" / "rack.json").write_text(
-        '{"name": "other", "bridge": "hcx0", "subnet": "10.77.99.0/24", "gateway": "10.77.99.1", "hosts": [],'
-        ' "ssh_key": "k", "state_dir": "%s"}' % (tmp_path / "other"))
-    for kw in ({"subnet": "10.77.99.0/24", "bridge": "hcy0"}, {"subnet": "10.77.98.0/24", "bridge": "hcx0"}):
-        try:
-            rack.up("mine", hosts=1, **kw)
-        except rack.RackError as exc:
-            assert "already belong to rack other" in str(exc)
-        else:
-            raise AssertionError("rack.up accepted %r" % kw)
-    assert not (tmp_path / "mine").exists()
-
-
-RECAP = """PLAY RECAP *********************************************************************
-hc-lab-1                   : ok=112  changed=0    unreachable=0    failed=0    skipped=36   rescued=0    ignored=0
-hc-lab-2                   : ok=85   changed=2    unreachable=0    failed=0    skipped=32   rescued=0    ignored=0
-hc-lab-3                   : ok=3    changed=0    unreachable=1    failed=0    skipped=0    rescued=0    ignored=0
-
-
-TASKS RECAP ********************************************************************
-Monday 30 November 2026  09:38:29 +0000 (0:00:00.109)       0:01:51.749 *******
-===============================================================================
-hospital.cloud.ceph : Monitors | bootstrap keys on every monitor -------- 5.32s
-"""
-
-
-def test_lab_recap_parses_hosts_only_and_sums_changed():
-    stats = lab._recap("TASK [x]\nok: [hc-lab-1]\n" + RECAP)  # pylint: disable=protected-access
-    assert list(stats) == ["hc-lab-1", "hc-lab-2", "hc-lab-3"]
-    assert stats["hc-lab-3"]["unreachable"] == 1 and stats["hc-lab-2"]["changed"] == 2
-    assert lab._changed(RECAP) == 2  # pylint: disable=protected-access
+def test_collections_check_names_missing_and_out_of_range_collections():
+    need = {"a.b": (">=2.0.0,<3.0.0", "galaxy.yml"), "c.d": ("*", "tests/requirements.yml"),
+            "e.f": (">=1.0.0", "tests/requirements.yml")}
+    assert collections_check.problems(need, {"a.b": "2.1.0", "c.d": "0.1.0", "e.f": "1.0.0"}) == []
+    assert collections_check.problems(need, {"a.b": "3.0.0", "e.f": "1.0.0"}) == [
+        "a.b >=2.0.0,<3.0.0 (galaxy.yml): 3.0.0 installed", "c.d * (tests/requirements.yml): not installed"]
+    # this checkout: every collection galaxy.yml and tests/requirements.yml name is installed in the venv
+    have = collections_check.installed(str(Path(sys.executable).parent / "ansible-galaxy"))
+    assert collections_check.problems(collections_check.required(), have) == []
+    assert {"community.libvirt", "ansible.posix"} <= set(collections_check.required())

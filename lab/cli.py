@@ -1,4 +1,4 @@
-"""`make lab`: the virtual rack with everything deployed, on this machine.
+"""`make lab` (``python -m lab``): the virtual rack with everything deployed, on this machine.
 
 up:      build the rack (3 systemd-nspawn hosts from the base image, bridge hclab0 10.77.0.0/24, one
          loop-device OSD each, racks r1-r3), run site.yml with inventories/lab, submit sample
@@ -15,33 +15,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from . import playbook
 from . import rack as rackmod
-from .ansible_run import REPO, ansible_env
+from .playbook import REPO
 
 NAME = "lab"
 INVENTORY = REPO / "inventories" / "lab"
 
 
 def _playbook(rack: rackmod.Rack, *extra: str) -> tuple[int, float, str]:
+    """site.yml on the rack, with live progress on stderr and the full log in the rack's state directory."""
     cmd = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", str(INVENTORY), "-i",
            str(Path(rack.state_dir) / "inventory.ini"), str(REPO / "site.yml"), *extra]
-    t0 = time.monotonic()
-    proc = subprocess.run(cmd, cwd=REPO, env=ansible_env(), capture_output=True, text=True, check=False)
-    secs = time.monotonic() - t0
-    log = Path(rack.state_dir) / ("site-%d.log" % int(time.time()))
-    log.write_text(proc.stdout + proc.stderr)
-    recap = proc.stdout[proc.stdout.rfind("PLAY RECAP"):] if "PLAY RECAP" in proc.stdout else proc.stdout[-3000:]
-    print(recap.strip(), file=sys.stderr)
-    print("site.yml: rc=%d in %.0f s (log %s)" % (proc.returncode, secs, log), file=sys.stderr)
-    # both streams: where failures go (stdout or stderr) depends on the callback settings in the environment
-    return proc.returncode, secs, proc.stdout + "\n" + proc.stderr
+    res = playbook.run(cmd, Path(rack.state_dir) / ("site-%d.log" % int(time.time())))
+    # stdout and stderr together: where failures go depends on the callback settings in the environment
+    return res.rc, res.seconds, res.output
 
 
 def _changed(recap: str) -> int:
@@ -174,7 +168,7 @@ def submit_and_wait(rack: rackmod.Rack, count: int = 24, timeout: float = 600) -
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m testbed.lab")
+    ap = argparse.ArgumentParser(prog="python -m lab")
     ap.add_argument("action", choices=("up", "down", "summary", "converge", "reliability"))
     ap.add_argument("--images", type=int, default=24)
     a = ap.parse_args(argv)
@@ -206,8 +200,3 @@ def main(argv: list[str]) -> int:
         print("lab: %s" % exc, file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":
-    os.chdir(REPO)
-    sys.exit(main(sys.argv[1:]))

@@ -8,7 +8,7 @@ machine NATs the rack's subnet out only so that hosts can reach the Debian packa
 Everything the rack creates is recorded in its state directory and removed by ``destroy``:
 the containers (stopped by their nspawn PID), loop devices, the bridge, the NAT rule, the copies.
 
-CLI: ``python -m testbed.rack up NAME [--hosts 3] [--osd-gib 8]`` / ``down NAME`` / ``status NAME``.
+CLI: ``python -m lab.rack up NAME [--hosts 3] [--osd-gib 8]`` / ``down NAME`` / ``status NAME``.
 """
 
 from __future__ import annotations
@@ -354,7 +354,7 @@ def add_host(name: str, osd_gib: int = 0) -> Host:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m testbed.rack")
+    ap = argparse.ArgumentParser(prog="python -m lab.rack")
     ap.add_argument("action", choices=("up", "down", "status", "inventory"))
     ap.add_argument("name", nargs="?", default="lab")
     ap.add_argument("--hosts", type=int, default=3)
