@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-# keys of a vm_guests_vms entry the placement filter takes (vm_guests and host_maintenance)
-PLACEMENT_KEYS = ("name", "vcpus", "memory", "disk", "anti_affinity", "affinity", "pin", "requires")
+from ansible_collections.hospital.cloud.plugins.plugin_utils.placement.model import VM_KEYS
+
+# keys of a vm_guests_vms entry the placement filter takes (vm_guests and host_maintenance): the placement
+# model's own list, defined once
+PLACEMENT_KEYS = VM_KEYS
 # disk types that live in Ceph or on the network: they follow a VM to another host
 SHARED_DISK_TYPES = ("rbd", "network")
 
