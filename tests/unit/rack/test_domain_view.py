@@ -48,8 +48,8 @@ def test_local_disks(disks, local):
 
 
 @pytest.mark.parametrize("metadata, owner", [
-    (None, ""), ({}, ""), ({"owner": "radiology"}, ""), ({"managed_by": "hospital.cloud.vm_guests"},
-                                                           "hospital.cloud.vm_guests")])
+    (None, ""), ({}, ""), ({"owner": "radiology"}, ""),
+    ({"managed_by": "hospital.cloud.vm_guests"}, "hospital.cloud.vm_guests")])
 def test_owner(metadata, owner):
     entry = dom("v")
     if metadata is not None:
