@@ -8,6 +8,8 @@ import jinja2
 import pytest
 import yaml
 
+from ansible_collections.hospital.cloud.plugins.filter.ceph_mon import ceph_mon_addrvec
+
 ROLES = Path(__file__).resolve().parents[3] / "roles"
 MODES = ("ms cluster mode", "ms service mode", "ms client mode",
          "ms mon cluster mode", "ms mon service mode", "ms mon client mode")
@@ -17,6 +19,7 @@ def _env():
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROLES)), undefined=jinja2.StrictUndefined)
     env.filters["extract"] = lambda item, container, key=None: container[item][key] if key else container[item]
     env.filters["bool"] = lambda v: v if isinstance(v, bool) else str(v).lower() in ("1", "true", "yes", "on")
+    env.filters["hospital.cloud.ceph_mon_addrvec"] = ceph_mon_addrvec
     return env
 
 
