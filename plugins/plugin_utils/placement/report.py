@@ -3,9 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Capacity report of a placement plan: a Markdown table and a PNG plot.
 
-Standard library + matplotlib with the Agg backend; run by path with the collection's root on PYTHONPATH:
+The Markdown table is the ``hospital.cloud.capacity_markdown`` filter; the plot needs matplotlib (Agg
+backend) and is written by the module's command line, run as an installed module (the collection's
+root on ``PYTHONPATH``)::
 
-    python plugins/plugin_utils/placement/report.py --plan plan.json --png out.png --md out.md
+    python -m ansible_collections.hospital.cloud.plugins.plugin_utils.placement.report \
+        --plan plan.json --vms vms.json --png out.png --md out.md
 
 ``plan.json`` is the output of the ``hospital.cloud.placement`` filter.
 """
@@ -17,15 +20,6 @@ import json
 import sys
 
 from ansible_collections.hospital.cloud.plugins.plugin_utils.placement.model import PlacementError, parse_amount
-
-try:
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-    HAS_MATPLOTLIB = True
-except ImportError:          # pragma: no cover - depends on the controller
-    pyplot = None
-    HAS_MATPLOTLIB = False
 
 DIMS = (("vcpus", "vCPU", 1, ""), ("memory", "RAM", 1024, " GiB"), ("disk", "Disk", 1, " GiB"))
 
@@ -64,8 +58,12 @@ def markdown(plan):
 
 def render_png(plan, path):
     """Per host, stacked bars of each VM's vCPU and RAM use against the host's capacity."""
-    if not HAS_MATPLOTLIB:
-        raise RuntimeError("matplotlib is required for the PNG report")
+    try:  # imported here: the Markdown filter loads this module and needs no matplotlib
+        import matplotlib
+        matplotlib.use("Agg")
+        from matplotlib import pyplot
+    except ImportError:      # pragma: no cover - depends on the controller
+        raise RuntimeError("matplotlib is required for the PNG report") from None
     hosts = sorted(plan["hosts"])
     sizes = plan.get("vm_sizes", {})
     fig, axes = pyplot.subplots(2, 1, figsize=(max(6, 0.6 * len(hosts) + 2), 7), sharex=True)

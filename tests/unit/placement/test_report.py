@@ -1,6 +1,9 @@
 """Capacity report rendering."""
 
 import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.hospital.cloud.plugins.filter.placement import capacity_markdown
 from ansible_collections.hospital.cloud.plugins.plugin_utils.placement import report
 from ansible_collections.hospital.cloud.plugins.plugin_utils.placement.solver import placement
 
@@ -41,3 +44,12 @@ def test_cli(tmp_path):
 ])
 def test_vm_sizes_read_like_the_placement_filter(vm, expected):
     assert report.vm_sizes([vm]) == {"a": expected}
+
+
+def test_capacity_markdown_filter():
+    plan = placement([{"name": "a", "vcpus": 1, "memory": 512, "disk": 1}],
+                     [{"name": "h", "vcpus": 2, "memory": 1024, "disk": 2}])
+    assert capacity_markdown(plan) == report.markdown(plan)
+    for bad in (None, [], {"hosts": {"h": {}}}):
+        with pytest.raises(AnsibleFilterError, match="capacity_markdown"):
+            capacity_markdown(bad)
