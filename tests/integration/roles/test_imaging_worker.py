@@ -226,15 +226,15 @@ def test_a_source_change_reinstalls_the_worker_only(rack, run_playbook, tmp_path
     errors = pkg / "hospital_imaging" / "errors.py"
     errors.write_text(errors.read_text() + "\n# a change\n")
     pid = _main_pid(rack)
-    res = run_playbook(PLAY, inventory=_inv(rack), extra_vars={"__imaging_worker_pkg_dir": str(pkg),
-                                                                "imaging_worker_wheel_cache_dir": str(tmp_path / "wheels")})
+    changed_sources = {"__imaging_worker_pkg_dir": str(pkg), "imaging_worker_wheel_cache_dir": str(tmp_path / "wheels")}
+    res = run_playbook(PLAY, inventory=_inv(rack), extra_vars=changed_sources)
     assert res.rc == 0, res.stdout[-3000:]
     pip = res.result(PIP_TASK)
     assert pip["changed"], pip
     installed = re.search(r"Successfully installed (.*)", pip["stdout"])[1].split()
     assert len(installed) == 1 and installed[0].startswith("hospital-imaging-0.1.0+h"), installed
-    assert _sh(rack, "ls /opt/hospital-imaging/wheels").stdout.split() == [installed[0].replace("-", "_", 1)
-                                                                          + "-py3-none-any.whl"]
+    wheel = installed[0].replace("-", "_", 1) + "-py3-none-any.whl"
+    assert _sh(rack, "ls /opt/hospital-imaging/wheels").stdout.split() == [wheel]  # the earlier one removed
     assert _main_pid(rack) != pid, "new package but no restart"
 
 
