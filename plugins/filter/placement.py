@@ -1,13 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: hospital.cloud maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""hospital.cloud.placement: VM-to-host placement (docs in placement.yml next to this file)."""
+"""hospital.cloud.placement (VM-to-host placement) and hospital.cloud.capacity_markdown (the plan as a
+Markdown table); docs in placement.yml and capacity_markdown.yml next to this file."""
 
 from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.hospital.cloud.plugins.plugin_utils.placement.model import PlacementError
+from ansible_collections.hospital.cloud.plugins.plugin_utils.placement.report import markdown
 from ansible_collections.hospital.cloud.plugins.plugin_utils.placement.solver import placement as solve
 
 
@@ -21,8 +23,18 @@ def placement(vms, hosts, current=None, strategy="pack", reserve="none", time_li
         raise AnsibleFilterError("placement: " + "; ".join(exc.problems)) from None
 
 
+def capacity_markdown(plan):
+    """The capacity report of a plan (output of hospital.cloud.placement) as Markdown."""
+    if not isinstance(plan, dict) or not isinstance(plan.get("hosts"), dict):
+        raise AnsibleFilterError("capacity_markdown: expects the plan of hospital.cloud.placement (a dict with hosts)")
+    try:
+        return markdown(plan)
+    except (KeyError, TypeError) as exc:
+        raise AnsibleFilterError("capacity_markdown: not a placement plan (%s: %s)" % (type(exc).__name__, exc)) from None
+
+
 class FilterModule:
     """Placement filters."""
 
     def filters(self):
-        return {"placement": placement}
+        return {"placement": placement, "capacity_markdown": capacity_markdown}

@@ -3,9 +3,12 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Capacity report of a placement plan: a Markdown table and a PNG plot.
 
-Self-contained (standard library + matplotlib with the Agg backend), so it runs by path too:
+The Markdown table is the ``hospital.cloud.capacity_markdown`` filter; the plot needs matplotlib (Agg
+backend) and is written by the module's command line, run as an installed module (the collection's
+root on ``PYTHONPATH``)::
 
-    python plugins/plugin_utils/placement/report.py --plan plan.json --png out.png --md out.md
+    python -m ansible_collections.hospital.cloud.plugins.plugin_utils.placement.report \
+        --plan plan.json --vms vms.json --png out.png --md out.md
 
 ``plan.json`` is the output of the ``hospital.cloud.placement`` filter.
 """
@@ -16,14 +19,7 @@ import argparse
 import json
 import sys
 
-try:
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-    HAS_MATPLOTLIB = True
-except ImportError:          # pragma: no cover - depends on the controller
-    pyplot = None
-    HAS_MATPLOTLIB = False
+from ansible_collections.hospital.cloud.plugins.plugin_utils.placement.model import PlacementError, parse_amount
 
 DIMS = (("vcpus", "vCPU", 1, ""), ("memory", "RAM", 1024, " GiB"), ("disk", "Disk", 1, " GiB"))
 
@@ -62,8 +58,12 @@ def markdown(plan):
 
 def render_png(plan, path):
     """Per host, stacked bars of each VM's vCPU and RAM use against the host's capacity."""
-    if not HAS_MATPLOTLIB:
-        raise RuntimeError("matplotlib is required for the PNG report")
+    try:  # imported here: the Markdown filter loads this module and needs no matplotlib
+        import matplotlib
+        matplotlib.use("Agg")
+        from matplotlib import pyplot
+    except ImportError:      # pragma: no cover - depends on the controller
+        raise RuntimeError("matplotlib is required for the PNG report") from None
     hosts = sorted(plan["hosts"])
     sizes = plan.get("vm_sizes", {})
     fig, axes = pyplot.subplots(2, 1, figsize=(max(6, 0.6 * len(hosts) + 2), 7), sharex=True)
@@ -102,8 +102,7 @@ def main(argv=None):
     if args.vms:
         with open(args.vms, encoding="utf-8") as f:
             vms = json.load(f)
-        plan["vm_sizes"] = {v["name"]: {"vcpus": _plain(v.get("vcpus", 0), 1),
-                                        "memory": _plain(v.get("memory", 0), 1)} for v in vms}
+        plan["vm_sizes"] = vm_sizes(vms)
     text = markdown(plan)
     if args.md:
         with open(args.md, "w", encoding="utf-8") as f:
@@ -115,22 +114,18 @@ def main(argv=None):
     return 0
 
 
-def _plain(value, default):
-    """VM sizes as given to the filter (ints or '<n> MiB|GiB|TiB'); None when unreadable."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return value
-    if isinstance(value, str):
-        parts = value.split()
-        units = {"MiB": 1, "GiB": 1024, "TiB": 1024 * 1024}
-        try:
-            if len(parts) == 2 and parts[1] in units:
-                return int(parts[0]) * units[parts[1]]
-            return int(value) * default
-        except ValueError:
-            return None
-    return None
+def vm_sizes(vms):
+    """``{vm: {vcpus, memory}}`` in the collection's units (memory in MiB) as the placement filter reads
+    them (``model.parse_amount``); None for a size it would refuse (that VM's bar is then not stacked)."""
+    sizes = {}
+    for vm in vms:
+        sizes[vm["name"]] = {}
+        for dim in ("vcpus", "memory"):
+            try:
+                sizes[vm["name"]][dim] = parse_amount(vm.get(dim, 0), dim, "vm %s" % vm["name"])
+            except PlacementError:
+                sizes[vm["name"]][dim] = None
+    return sizes
 
 
 if __name__ == "__main__":

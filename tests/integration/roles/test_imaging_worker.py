@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -18,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lab.rack import ssh
 
@@ -26,7 +28,8 @@ pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(1800)]
 VENV = "/opt/hospital-imaging/venv"
 SPOOL = "/var/spool/hospital-imaging"
 UNIT = "hospital-imaging.service"
-PIP_TASK = "Install | pip install the worker package and its dependencies"
+PIP_TASK = "Install | the worker and its dependencies into the virtualenv (pip; reinstalled when the version changes)"
+ROLE = Path(__file__).resolve().parents[3] / "roles" / "imaging_worker"
 
 PLAY = """
 - name: Imaging workers
@@ -216,21 +219,43 @@ def test_pipeline_change_is_reloaded_without_restart(rack, run_playbook):
     assert _main_pid(rack) == pid
 
 
+def test_a_source_change_reinstalls_the_worker_only(rack, run_playbook, tmp_path):
+    """Changed sources are a new wheel version: pip replaces the worker (nothing else) and the service restarts."""
+    pkg = tmp_path / "hospital_imaging"
+    shutil.copytree(ROLE / "files" / "hospital_imaging", pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    errors = pkg / "hospital_imaging" / "errors.py"
+    errors.write_text(errors.read_text() + "\n# a change\n")
+    pid = _main_pid(rack)
+    changed_sources = {"__imaging_worker_pkg_dir": str(pkg), "imaging_worker_wheel_cache_dir": str(tmp_path / "wheels")}
+    res = run_playbook(PLAY, inventory=_inv(rack), extra_vars=changed_sources)
+    assert res.rc == 0, res.stdout[-3000:]
+    pip = res.result(PIP_TASK)
+    assert pip["changed"], pip
+    installed = re.search(r"Successfully installed (.*)", pip["stdout"])[1].split()
+    assert len(installed) == 1 and installed[0].startswith("hospital-imaging-0.1.0+h"), installed
+    wheel = installed[0].replace("-", "_", 1) + "-py3-none-any.whl"
+    assert _sh(rack, "ls /opt/hospital-imaging/wheels").stdout.split() == [wheel]  # the earlier one removed
+    assert _main_pid(rack) != pid, "new package but no restart"
+
+
 def test_airgapped_wheelhouse_reinstall(rack, run_playbook):
-    """Wheels on the host, an unusable index: pip must install with --no-index from the wheelhouse."""
-    reqs = " ".join(json.loads(_sh(rack, "cat /opt/hospital-imaging/installed.json").stdout)["requirements"])
+    """Wheels on the host, an unusable index: pip must install everything from the wheelhouse (no index)."""
+    reqs = " ".join(yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())["imaging_worker_pip_requirements"])
     _sh(rack, "%s/bin/pip download -q -d /srv/wheels %s" % (VENV, reqs))
+    _sh(rack, "rm -rf %s" % VENV)  # nothing installed: every package must come from /srv/wheels
     pid = _main_pid(rack)
     offline = {"imaging_worker_wheelhouse": "/srv/wheels", "imaging_worker_pip_index_url": "http://192.0.2.1/none"}
     res = run_playbook(PLAY, inventory=_inv(rack), extra_vars=offline)
     assert res.rc == 0, res.stdout[-3000:]
-    cmd = res.result(PIP_TASK)["cmd"]
-    assert "--no-index" in cmd and "/srv/wheels" in cmd and "http://192.0.2.1/none" not in cmd, cmd
+    out = res.result(PIP_TASK)["stdout"]
+    assert "Looking in links: /opt/hospital-imaging/wheels, /srv/wheels" in out, out[:2000]
+    assert "Looking in indexes" not in out and "192.0.2.1" not in out, out[:2000]
+    assert "numpy-2.4.6" in out and "hospital-imaging-0.1.0+h" in out, out[-2000:]
     assert _main_pid(rack) != pid, "new package but no restart"
     _wait(lambda: "hospital_imaging_processed_total" in _metrics("http://%s:9108/metrics" % rack.hosts[0].address),
           60, "metrics after the restart")
-    stamp = json.loads(_sh(rack, "cat /opt/hospital-imaging/installed.json").stdout)
-    assert stamp["offline"] is True
+    again = run_playbook(PLAY, inventory=_inv(rack), extra_vars=offline)
+    assert again.rc == 0 and again.changed() == 0, _changed_tasks(again)
 
 
 RADOS = {"imaging_worker_source": "rados", "imaging_worker_rados_pool": "imaging",

@@ -1,5 +1,9 @@
 """Capacity report rendering."""
 
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.hospital.cloud.plugins.filter.placement import capacity_markdown
 from ansible_collections.hospital.cloud.plugins.plugin_utils.placement import report
 from ansible_collections.hospital.cloud.plugins.plugin_utils.placement.solver import placement
 
@@ -25,3 +29,27 @@ def test_cli(tmp_path):
     assert report.main(["--plan", str(tmp_path / "p.json"), "--md", str(tmp_path / "r.md"),
                         "--png", str(tmp_path / "r.png")]) == 0
     assert "| h | h | 1 |" in (tmp_path / "r.md").read_text()
+
+
+@pytest.mark.parametrize("vm, expected", [
+    ({"name": "a", "vcpus": 2, "memory": 4096}, {"vcpus": 2, "memory": 4096}),
+    ({"name": "a", "vcpus": "2", "memory": "4 GiB"}, {"vcpus": 2, "memory": 4096}),
+    # the placement filter reads these (model.parse_amount); the old duplicate parser did not
+    ({"name": "a", "vcpus": 2, "memory": "8GiB"}, {"vcpus": 2, "memory": 8192}),
+    ({"name": "a", "vcpus": 2, "memory": " 1 TiB "}, {"vcpus": 2, "memory": 1024 * 1024}),
+    # ... and refuses these, so the plot does not stack them (the duplicate took them as sizes)
+    ({"name": "a", "vcpus": "4 GiB", "memory": -5}, {"vcpus": None, "memory": None}),
+    ({"name": "a", "vcpus": True, "memory": "4 PiB"}, {"vcpus": None, "memory": None}),
+    ({"name": "a"}, {"vcpus": 0, "memory": 0}),
+])
+def test_vm_sizes_read_like_the_placement_filter(vm, expected):
+    assert report.vm_sizes([vm]) == {"a": expected}
+
+
+def test_capacity_markdown_filter():
+    plan = placement([{"name": "a", "vcpus": 1, "memory": 512, "disk": 1}],
+                     [{"name": "h", "vcpus": 2, "memory": 1024, "disk": 2}])
+    assert capacity_markdown(plan) == report.markdown(plan)
+    for bad in (None, [], {"hosts": {"h": {}}}):
+        with pytest.raises(AnsibleFilterError, match="capacity_markdown"):
+            capacity_markdown(bad)
