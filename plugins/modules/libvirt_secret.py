@@ -95,8 +95,8 @@ calls:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection
-from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.secret import run
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import execute
+from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection, secret
 
 
 def main():
@@ -106,7 +106,7 @@ def main():
     spec.update(connection.CONNECTION_ARGS)
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
                            required_if=[("state", "present", ["value"])])
-    connection.execute(module, run, check_mode=module.check_mode, want_diff=module._diff)
+    execute(module, secret.run, prepare=connection.missing_library)
 
 
 if __name__ == "__main__":
