@@ -87,7 +87,7 @@ class CephClient:
                                       conf=opts)
         except rados.Error as exc:
             raise ModuleError('cannot read Ceph configuration %s for cluster %r: %s'
-                            % (self.conf or '(default search path)', self.cluster, exc))
+                              % (self.conf or '(default search path)', self.cluster, exc))
         try:
             self.handle.connect(timeout=self.timeout)
         except rados.Error as exc:

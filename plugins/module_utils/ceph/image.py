@@ -105,7 +105,7 @@ def plan_features(name, want, have):
     bad = [f for f in add if f not in MUTABLE_ON] + [f for f in drop if f not in MUTABLE_OFF]
     if bad:
         raise ModuleError('feature(s) %s of image %s can only be chosen when the image is created'
-                        % (', '.join(bad), name))
+                          % (', '.join(bad), name))
     return [(f, True) for f in add] + [(f, False) for f in drop]
 
 
@@ -135,15 +135,15 @@ def _remove(p, client, ioctx, have):
         return {'state': 'absent'}
     if not p['allow_delete']:
         raise ModuleError('image %s/%s exists and state=absent would delete it and its data; set '
-                        'allow_delete: true to confirm (nothing was changed)' % (p['pool'], p['name']))
+                          'allow_delete: true to confirm (nothing was changed)' % (p['pool'], p['name']))
     for snap in have['snapshots']:
         if snap['protected']:
             with rbd.Image(ioctx, p['name'], snapshot=snap['name'], read_only=True) as at_snap:
                 kids = list(at_snap.list_children2())
             if kids:
                 raise ModuleError('image %s/%s has clones of snapshot %s (%s): remove them first'
-                                % (p['pool'], p['name'], snap['name'],
-                                   ', '.join('%s/%s' % (c['pool'], c['image']) for c in kids)))
+                                  % (p['pool'], p['name'], snap['name'],
+                                     ', '.join('%s/%s' % (c['pool'], c['image']) for c in kids)))
     with rbd.Image(ioctx, p['name']) as img:
         for snap in have['snapshots']:
             base = {'pool': p['pool'], 'image': p['name'], 'snapshot': snap['name']}
@@ -164,12 +164,12 @@ def _present(p, client, ioctx, have):
         src = dict(p['clone_from'], pool=p['clone_from']['pool'] or p['pool'])
         if have['parent'] != src:
             raise ModuleError('image %s/%s exists with parent %s, not a clone of %s: it is not re-cloned'
-                            % (p['pool'], p['name'], have['parent'], src))
+                              % (p['pool'], p['name'], have['parent'], src))
     after = dict(have, state='present')
     if size is not None and size != have['size']:
         if size < have['size'] and not p['allow_shrink']:
             raise ModuleError('image %s/%s is %d bytes; shrinking it to %d bytes destroys data at its end: '
-                            'set allow_shrink: true to confirm' % (p['pool'], p['name'], have['size'], size))
+                              'set allow_shrink: true to confirm' % (p['pool'], p['name'], have['size'], size))
         client.change(dict(base, prefix='rbd resize', size=size, allow_shrink=size < have['size']),
                       lambda: _with_image(ioctx, p['name'], lambda img: img.resize(size, allow_shrink=True)))
         after['size'] = size

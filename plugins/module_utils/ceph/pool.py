@@ -145,7 +145,7 @@ def plan(name, want, have, creating=False):
         size = after.get('size')
         if size is not None and want['min_size'] > size:
             raise ModuleError('min_size (%d) cannot be greater than the size (%d) of pool %s'
-                            % (want['min_size'], size, name))
+                              % (want['min_size'], size, name))
         if want['min_size'] != after.get('min_size'):
             cmds.append(_set(name, 'min_size', want['min_size']))
             after['min_size'] = want['min_size']
@@ -226,7 +226,7 @@ def _present(p, client, have, rules):
     want = desired(p)
     if 'crush_rule' in want and want['crush_rule'] not in rules.values():
         raise ModuleError('crush_rule %r does not exist (rules: %s)'
-                        % (want['crush_rule'], ', '.join(sorted(rules.values()))))
+                          % (want['crush_rule'], ', '.join(sorted(rules.values()))))
     if p['erasure_profile'] and (have is None or have['erasure_profile'] != p['erasure_profile']):
         if client.query('osd erasure-code-profile get', missing_ok=True, name=p['erasure_profile']) is None:
             raise ModuleError('erasure-code profile %r does not exist' % p['erasure_profile'])
@@ -249,7 +249,7 @@ def _present(p, client, have, rules):
         for key in ('pool_type', 'erasure_profile'):
             if p[key] and p[key] != have[key]:
                 raise ModuleError('pool %s exists with %s=%s; it cannot be changed to %s in place '
-                                '(create a new pool and migrate)' % (name, key, have[key], p[key]))
+                                  '(create a new pool and migrate)' % (name, key, have[key], p[key]))
         cmds, warnings, after = plan(name, want, have)
         before = dict(have, state='present')
     for cmd in cmds:

@@ -64,7 +64,7 @@ class Recorder:
             raise
         except Exception as exc:  # pylint: disable=broad-except
             error = self.translate(what, exc) if self.translate else None
-            if error is None:
+            if not isinstance(error, ModuleError):
                 raise
             error.details.setdefault('calls', list(self.calls))
             raise error

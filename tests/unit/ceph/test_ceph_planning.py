@@ -19,6 +19,7 @@ def refusal(validate, p):
         return exc.msg
     return None
 
+
 HAVE = {"pool_type": "replicated", "erasure_profile": None, "size": 3, "min_size": 2,
         "crush_rule": "replicated_rule", "pg_autoscale_mode": "off", "pg_num": 8, "pgp_num": 8,
         "target_size_ratio": 0.0, "compression_mode": "none", "max_bytes": 0, "max_objects": 0,
