@@ -93,10 +93,14 @@ from ansible_collections.hospital.cloud.plugins.module_utils.common.contract imp
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection, info
 
 
-def main():
+def argument_spec():
     spec = dict(names=dict(type="list", elements="str"), host=dict(type="str"))
     spec.update(connection.CONNECTION_ARGS)
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     execute(module, info.run, prepare=connection.missing_library)
 
 

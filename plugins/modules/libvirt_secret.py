@@ -99,12 +99,16 @@ from ansible_collections.hospital.cloud.plugins.module_utils.common.contract imp
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection, secret
 
 
-def main():
+def argument_spec():
     spec = dict(usage=dict(type="str", required=True), uuid=dict(type="str"), value=dict(type="str", no_log=True),
                 private=dict(type="bool", default=True),
                 state=dict(type="str", default="present", choices=["present", "absent"]))
     spec.update(connection.CONNECTION_ARGS)
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[("state", "present", ["value"])])
     execute(module, secret.run, prepare=connection.missing_library)
 
