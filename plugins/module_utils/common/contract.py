@@ -64,10 +64,9 @@ class Recorder:
             raise
         except Exception as exc:  # pylint: disable=broad-except
             error = self.translate(what, exc) if self.translate else None
-            if not isinstance(error, ModuleError):
+            if error is None:
                 raise
-            error.details.setdefault('calls', list(self.calls))
-            raise error
+            raise ModuleError(error.msg, **dict(error.details, calls=list(self.calls)))
 
     def forget_last(self):
         """Drop the last record (a call that is retried is recorded once)."""
