@@ -14,7 +14,7 @@ version_added: 0.1.0
 description:
   - Creates a cephx entity (for example C(client.libvirt)) with its capabilities, updates the
     capabilities when they differ, deletes it, and optionally writes its keyring file.
-  - "The secret key never appears in the result, the diff or the returned commands, except as
+  - "The secret key never appears in the result, the diff or the returned calls, except as
     RV(key) when the task runs with C(no_log: true) (Ansible then hides the whole result; use
     C(register) to pass the key on, for example to a libvirt secret)."
 author:
@@ -115,23 +115,41 @@ key:
   returned: when the task has no_log and the entity exists (not in check mode before creation)
   type: str
   sample: AQBd4nxmAAAAABAAK3vpdEyO2hhhSDAJEeEX2g==
-commands:
-  description: The mon commands sent (in check mode, those a real run would send); no key material.
+calls:
+  description:
+    - The planned steps, as made (in check mode, those a real run would make); no key material.
+    - Mon commands (C(auth get-or-create), C(auth caps), C(auth del)) and keyring file steps
+      (C(keyring write), C(keyring chown), C(keyring chmod), C(keyring remove)).
   returned: always
   type: list
   elements: dict
-  sample: [{prefix: auth caps, entity: client.libvirt, caps: [mon, profile rbd, osd, profile rbd]}]
+  sample: [{prefix: auth caps, entity: client.libvirt, caps: [mon, profile rbd, osd, profile rbd]},
+           {prefix: keyring write, path: /etc/ceph/ceph.client.libvirt.keyring, mode: '0640'}]
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hospital.cloud.plugins.module_utils.ceph import client, key
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import execute
+
+
+def argument_spec():
+    spec = dict(
+        name=dict(type='str', required=True),
+        state=dict(type='str', default='present', choices=['present', 'absent']),
+        caps=dict(type='dict'),
+        dest=dict(type='path'),
+        owner=dict(type='str'),
+        group=dict(type='str'),
+        mode=dict(type='raw', default='0600'),
+        allow_admin_delete=dict(type='bool', default=False),
+    )
+    spec.update(client.connection_argument_spec())
+    return spec
 
 
 def main():
-    spec = key.argument_spec()
-    spec.update(client.connection_argument_spec())
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    client.run(module, key.ensure, validate=key.validate)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    execute(module, key.run, prepare=client.missing_library)
 
 
 if __name__ == '__main__':

@@ -151,7 +151,7 @@ pool:
            pg_autoscale_mode: "off", application: [rbd], crush_rule: replicated_rule,
            max_bytes: 0, max_objects: 0, compression_mode: none, target_size_ratio: 0.0,
            pool_type: replicated, erasure_profile: null}
-commands:
+calls:
   description: The mon commands sent (in check mode, those a real run would send).
   returned: always
   type: list
@@ -161,13 +161,37 @@ commands:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hospital.cloud.plugins.module_utils.ceph import client, pool
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import execute
+
+
+def argument_spec():
+    spec = dict(
+        name=dict(type='str', required=True),
+        state=dict(type='str', default='present', choices=['present', 'absent']),
+        pool_type=dict(type='str', choices=['replicated', 'erasure']),
+        erasure_profile=dict(type='str'),
+        size=dict(type='int'),
+        min_size=dict(type='int'),
+        pg_num=dict(type='int'),
+        pgp_num=dict(type='int'),
+        pg_autoscale_mode=dict(type='str', choices=pool.AUTOSCALE_MODES),
+        target_size_ratio=dict(type='float'),
+        application=dict(type='list', elements='str', choices=pool.APPLICATIONS),
+        crush_rule=dict(type='str'),
+        max_bytes=dict(type='int'),
+        max_objects=dict(type='int'),
+        compression_mode=dict(type='str', choices=pool.COMPRESSION_MODES),
+        allow_delete=dict(type='bool', default=False),
+        allow_size_one=dict(type='bool', default=False),
+        allow_min_size_one=dict(type='bool', default=False),
+    )
+    spec.update(client.connection_argument_spec())
+    return spec
 
 
 def main():
-    spec = pool.argument_spec()
-    spec.update(client.connection_argument_spec())
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    client.run(module, pool.ensure, validate=pool.validate)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    execute(module, pool.run, prepare=client.missing_library)
 
 
 if __name__ == '__main__':

@@ -337,14 +337,22 @@ changes:
   sample: [{"action": "define", "fields": ["memory"]}, {"action": "start"}]
 calls:
   description:
-    - The libvirt API calls made (check mode, the calls a real run would make).
-    - A graceful stop is predicted as C(shutdown), C(destroy if still running after N s); the real run
-      lists C(destroy) only when the guest had not stopped by itself within O(shutdown_timeout) and it
-      powered the guest off.
+    - The libvirt API calls made; in check mode the calls a real run makes (the same code path runs,
+      with the calls recorded instead of made).
+    - A graceful stop is C(shutdown), then C(destroy if still running after N s), in check mode and
+      in a real run alike; whether that power-off was needed is RV(powered_off).
   returned: always
   type: list
   elements: str
   sample: ["defineXML", "createWithFlags"]
+powered_off:
+  description:
+    - The run powered the guest off (C(destroy)) - with O(force), for a paused guest, or because it had
+      not stopped by itself within O(shutdown_timeout) after the ACPI shutdown request.
+    - Always V(false) in check mode (nothing is called).
+  returned: always
+  type: bool
+  sample: false
 xml:
   description:
     - The domain XML rendered from the parameters (null with state absent or state-only use).
@@ -373,8 +381,8 @@ domain:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection
-from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.domain import run
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import execute
+from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection, domain
 
 
 def argument_spec():
@@ -428,7 +436,7 @@ def argument_spec():
 
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
-    connection.execute(module, run, check_mode=module.check_mode, want_diff=module._diff)
+    execute(module, domain.run, prepare=connection.missing_library)
 
 
 if __name__ == "__main__":

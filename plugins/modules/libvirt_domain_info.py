@@ -80,18 +80,28 @@ missing:
   returned: always
   type: list
   elements: str
+calls:
+  description: The mutating calls made, always empty (read-only module; returned like every module's).
+  returned: always
+  type: list
+  elements: str
+  sample: []
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection
-from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.info import run
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import execute
+from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection, info
+
+
+def argument_spec():
+    spec = dict(names=dict(type="list", elements="str"), host=dict(type="str"))
+    spec.update(connection.CONNECTION_ARGS)
+    return spec
 
 
 def main():
-    spec = dict(names=dict(type="list", elements="str"), host=dict(type="str"))
-    spec.update(connection.CONNECTION_ARGS)
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    connection.execute(module, run)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    execute(module, info.run, prepare=connection.missing_library)
 
 
 if __name__ == "__main__":

@@ -95,18 +95,22 @@ calls:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection
-from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.secret import run
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import execute
+from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection, secret
 
 
-def main():
+def argument_spec():
     spec = dict(usage=dict(type="str", required=True), uuid=dict(type="str"), value=dict(type="str", no_log=True),
                 private=dict(type="bool", default=True),
                 state=dict(type="str", default="present", choices=["present", "absent"]))
     spec.update(connection.CONNECTION_ARGS)
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True,
+    return spec
+
+
+def main():
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[("state", "present", ["value"])])
-    connection.execute(module, run, check_mode=module.check_mode, want_diff=module._diff)
+    execute(module, secret.run, prepare=connection.missing_library)
 
 
 if __name__ == "__main__":

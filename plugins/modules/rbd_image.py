@@ -100,7 +100,7 @@ options:
       - The image is imported as C(NAME.hc-importing) and renamed to O(name) only after the last byte
         is written, so a failed or killed import never leaves a partial image under O(name) for later
         runs to snapshot and clone. The next run removes a leftover C(NAME.hc-importing) and imports
-        again (RV(commands) then starts with C(rbd rm)). Names ending in C(.hc-importing) are refused.
+        again (RV(calls) then starts with C(rbd rm)). Names ending in C(.hc-importing) are refused.
     type: path
   import_format:
     description: Format of O(import_from); V(auto) asks C(qemu-img info).
@@ -150,7 +150,7 @@ image:
   sample: {pool: vms, name: pacs-01-disk0, state: present, size: 21474836480,
            features: [layering, exclusive-lock], snapshots: [],
            parent: {pool: vms, image: debian-12-golden, snapshot: base}}
-commands:
+calls:
   description: The librbd operations made (in check mode, those a real run would make).
   returned: always
   type: list
@@ -161,13 +161,33 @@ commands:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hospital.cloud.plugins.module_utils.ceph import client, image
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import execute
+
+
+def argument_spec():
+    spec = dict(
+        pool=dict(type='str', required=True),
+        name=dict(type='str', required=True),
+        state=dict(type='str', default='present', choices=['present', 'absent']),
+        size=dict(type='str'),
+        allow_shrink=dict(type='bool', default=False),
+        features=dict(type='list', elements='str', choices=[f[0] for f in image.FEATURES]),
+        snapshots=dict(type='list', elements='dict', options=dict(
+            name=dict(type='str', required=True), protected=dict(type='bool', default=False))),
+        clone_from=dict(type='dict', options=dict(
+            pool=dict(type='str'), image=dict(type='str', required=True),
+            snapshot=dict(type='str', required=True))),
+        import_from=dict(type='path'),
+        import_format=dict(type='str', default='auto', choices=['auto', 'raw', 'qcow2']),
+        allow_delete=dict(type='bool', default=False),
+    )
+    spec.update(client.connection_argument_spec())
+    return spec
 
 
 def main():
-    spec = image.argument_spec()
-    spec.update(client.connection_argument_spec())
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    client.run(module, image.ensure, validate=image.validate)
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    execute(module, image.run, prepare=client.missing_library)
 
 
 if __name__ == '__main__':

@@ -3,10 +3,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The one Ceph connection helper of the collection (librados, no CLI forks).
 
-Every module opens one :class:`CephClient`, reads state with :meth:`CephClient.query` and sends
-changes with :meth:`CephClient.change`, which records each change (the module's ``commands``)
-and, in check mode, records without sending. Domain errors are :class:`CephError`; the modules
-turn them into ``fail_json`` in one place (:func:`run`).
+Every module's ``run`` opens one :class:`CephClient` (:func:`connected`), reads state with
+:meth:`CephClient.query` and sends changes with :meth:`CephClient.change`, which go through the
+collection's one :class:`Recorder`: each change is recorded (the module's ``calls``) and, in
+check mode, recorded without being sent. Errors are the collection's one :class:`ModuleError`.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -17,7 +17,10 @@ import errno
 import json
 import traceback
 
+from contextlib import contextmanager
+
 from ansible.module_utils.basic import missing_required_lib
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import ModuleError, Recorder
 
 RADOS_IMPORT_ERROR = None
 try:
@@ -38,12 +41,9 @@ def connection_argument_spec():
     )
 
 
-class CephError(Exception):
-    """A Ceph operation failed or a request cannot be honoured; message is for the user."""
-
-    def __init__(self, msg, **details):
-        super(CephError, self).__init__(msg)
-        self.details = details
+def missing_library():
+    """A message when python3-rados is missing (checked by execute before anything else)."""
+    return missing_required_lib('rados (python3-rados)') if rados is None else None
 
 
 def _errname(ret):
@@ -51,7 +51,7 @@ def _errname(ret):
 
 
 class CephClient:
-    """A librados connection plus the log of changes it sent (or would send in check mode)."""
+    """A librados connection plus the recorder of the changes it sent (or would send in check mode)."""
 
     def __init__(self, cluster='ceph', conf=None, client='client.admin', keyring=None,
                  connect_timeout=10, check_mode=False):
@@ -61,8 +61,12 @@ class CephClient:
         self.keyring = keyring
         self.timeout = connect_timeout
         self.check_mode = check_mode
-        self.commands = []
+        self.recorder = Recorder(check_mode, _translate)
         self.handle = None
+
+    @property
+    def calls(self):
+        return self.recorder.calls
 
     @classmethod
     def from_params(cls, params, check_mode=False):
@@ -71,9 +75,9 @@ class CephClient:
 
     def connect(self):
         if self.timeout is None or not 1 <= self.timeout <= 3600:
-            raise CephError('connect_timeout must be a number of seconds from 1 to 3600, got %s' % self.timeout)
+            raise ModuleError('connect_timeout must be a number of seconds from 1 to 3600, got %s' % self.timeout)
         if not self.client or '.' not in self.client:
-            raise CephError("client must be an entity name like 'client.admin', got %r" % self.client)
+            raise ModuleError("client must be an entity name like 'client.admin', got %r" % self.client)
         opts = {'client_mount_timeout': str(self.timeout), 'rados_mon_op_timeout': str(self.timeout)}
         if self.keyring:
             opts['keyring'] = self.keyring
@@ -82,13 +86,13 @@ class CephClient:
             self.handle = rados.Rados(clustername=self.cluster, name=self.client, conffile=conffile,
                                       conf=opts)
         except rados.Error as exc:
-            raise CephError('cannot read Ceph configuration %s for cluster %r: %s'
-                            % (self.conf or '(default search path)', self.cluster, exc))
+            raise ModuleError('cannot read Ceph configuration %s for cluster %r: %s'
+                              % (self.conf or '(default search path)', self.cluster, exc))
         try:
             self.handle.connect(timeout=self.timeout)
         except rados.Error as exc:
             self.handle = None
-            raise CephError(
+            raise ModuleError(
                 'cannot connect to Ceph cluster %r as %s (conf %s, keyring %s) within %ss: %s. '
                 'Check that the monitors are reachable and that the keyring holds the key of %s.'
                 % (self.cluster, self.client, self.conf or 'default', self.keyring or 'default',
@@ -114,13 +118,13 @@ class CephClient:
         return ret, out, outs
 
     def ioctx(self, pool):
-        """An I/O context on `pool` (caller closes it); CephError if the pool does not exist."""
+        """An I/O context on `pool` (caller closes it); ModuleError if the pool does not exist."""
         try:
             return self.handle.open_ioctx(pool)
         except rados.ObjectNotFound:
-            raise CephError('pool %s does not exist' % pool)
+            raise ModuleError('pool %s does not exist' % pool)
         except rados.Error as exc:
-            raise CephError('cannot open pool %s: %s' % (pool, exc))
+            raise ModuleError('cannot open pool %s: %s' % (pool, exc))
 
     def query(self, prefix, missing_ok=False, **args):
         """Run a read-only mon command with JSON output; None if missing_ok and ENOENT."""
@@ -129,8 +133,8 @@ class CephClient:
         if ret == -errno.ENOENT and missing_ok:
             return None
         if ret != 0:
-            raise CephError('%s failed (%s): %s' % (prefix, _errname(ret), outs.strip()),
-                            command=redact(cmd))
+            raise ModuleError('%s failed (%s): %s' % (prefix, _errname(ret), outs.strip()),
+                              command=redact(cmd))
         try:
             return json.loads(out) if out else None
         except ValueError:
@@ -142,24 +146,23 @@ class CephClient:
         ``cmd`` is a mon command dict (sent with ``mon_command``) or, with ``action``, a
         description (e.g. ``{'prefix': 'rbd create', ...}``) of a librbd call ``action()``.
         """
-        self.commands.append(redact(cmd))
-        if self.check_mode:
-            return None
-        if action is not None:
-            try:
-                return action()
-            except CephError:
-                raise
-            except Exception as exc:  # pylint: disable=broad-except
-                # librados / librbd errors (their own class trees) and I/O errors become CephError
-                if not isinstance(exc, (OSError, IOError)) and type(exc).__module__ not in ('rados', 'rbd'):
-                    raise
-                raise CephError('%s failed: %s' % (cmd['prefix'], exc), command=redact(cmd))
+        if action is None:
+            return self.recorder.call(redact(cmd), self._send, cmd, inbuf)
+        return self.recorder.call(redact(cmd), action)
+
+    def _send(self, cmd, inbuf):
         ret, out, outs = self._mon(cmd, inbuf)
         if ret != 0:
-            raise CephError('%s failed (%s): %s' % (cmd['prefix'], _errname(ret), outs.strip()),
-                            command=redact(cmd))
+            raise ModuleError('%s failed (%s): %s' % (cmd['prefix'], _errname(ret), outs.strip()),
+                              command=redact(cmd))
         return out
+
+
+def _translate(what, exc):
+    """librados / librbd errors (their own class trees) and I/O errors of a change -> ModuleError."""
+    if isinstance(exc, (OSError, IOError)) or type(exc).__module__ in ('rados', 'rbd'):
+        return ModuleError('%s failed: %s' % (what['prefix'], exc), command=what)
+    return None
 
 
 def redact(cmd):
@@ -167,21 +170,15 @@ def redact(cmd):
     return dict((k, '********' if k in ('key', 'secret') else v) for k, v in cmd.items())
 
 
-def run(module, ensure, validate=None):
-    """Validate, connect, call ``ensure(module, client) -> result dict``; exit or fail here."""
-    problem = validate(module.params) if validate else None
-    if problem:
-        module.fail_json(msg=problem, commands=[])
-    if rados is None:
-        module.fail_json(msg=missing_required_lib('rados (python3-rados)'),
-                         exception=RADOS_IMPORT_ERROR)
-    client = CephClient.from_params(module.params, check_mode=module.check_mode)
+@contextmanager
+def connected(params, check_mode=False):
+    """A connected :class:`CephClient` for the connection options in ``params``; closed afterwards."""
+    client = CephClient.from_params(params, check_mode=check_mode)
     try:
         client.connect()
-        result = ensure(module, client)
-    except CephError as exc:
-        module.fail_json(msg=str(exc), commands=client.commands, **exc.details)
+        yield client
+    except ModuleError as exc:
+        exc.details['calls'] = list(client.calls)  # everything sent, up to and after the failure
+        raise
     finally:
         client.close()
-    result['commands'] = client.commands
-    module.exit_json(**result)

@@ -11,11 +11,13 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 
 from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.common.text.formatters import human_to_bytes
-from ansible_collections.hospital.cloud.plugins.module_utils.ceph.client import CephError
+from ansible_collections.hospital.cloud.plugins.module_utils.ceph import client as ceph
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import ModuleError, Result
 
 try:
     import rbd
@@ -33,25 +35,6 @@ IMPORTING_SUFFIX = '.hc-importing'
 MAX_SIZE = 2 ** 63 - 1  # librbd sizes are uint64; larger ones would overflow in the binding
 
 
-def argument_spec():
-    return dict(
-        pool=dict(type='str', required=True),
-        name=dict(type='str', required=True),
-        state=dict(type='str', default='present', choices=['present', 'absent']),
-        size=dict(type='str'),
-        allow_shrink=dict(type='bool', default=False),
-        features=dict(type='list', elements='str', choices=[f[0] for f in FEATURES]),
-        snapshots=dict(type='list', elements='dict', options=dict(
-            name=dict(type='str', required=True), protected=dict(type='bool', default=False))),
-        clone_from=dict(type='dict', options=dict(
-            pool=dict(type='str'), image=dict(type='str', required=True),
-            snapshot=dict(type='str', required=True))),
-        import_from=dict(type='path'),
-        import_format=dict(type='str', default='auto', choices=['auto', 'raw', 'qcow2']),
-        allow_delete=dict(type='bool', default=False),
-    )
-
-
 def parse_size(value):
     """Bytes from 10737418240, '10G', '512MiB' (binary units); ValueError on anything else."""
     text = str(value).strip()
@@ -64,6 +47,14 @@ def parse_size(value):
 
 
 def validate(p):
+    """Raise ModuleError for the first problem with the parameters (before connecting)."""
+    msg = _problem(p)
+    if msg:
+        raise ModuleError(msg)
+
+
+def _problem(p):
+    """The first problem with the parameters, None if fine."""
     for key in ('pool', 'name'):
         if not NAME.match(p[key] or ''):
             return 'invalid %s name %r: use A-Z a-z 0-9 _ . - (no spaces, no /, no @)' % (key, p[key])
@@ -108,50 +99,51 @@ def observe(ioctx, name):
 
 
 def plan_features(name, want, have):
-    """(feature, enable) steps in dependency order; CephError for changes librbd cannot make."""
+    """(feature, enable) steps in dependency order; ModuleError for changes librbd cannot make."""
     add = [f for f, bit in FEATURES if f in want and f not in have and bit]
     drop = [f for f, bit in reversed(FEATURES) if f in have and f not in want and bit]
     bad = [f for f in add if f not in MUTABLE_ON] + [f for f in drop if f not in MUTABLE_OFF]
     if bad:
-        raise CephError('feature(s) %s of image %s can only be chosen when the image is created'
-                        % (', '.join(bad), name))
+        raise ModuleError('feature(s) %s of image %s can only be chosen when the image is created'
+                          % (', '.join(bad), name))
     return [(f, True) for f in add] + [(f, False) for f in drop]
 
 
-def ensure(module, client):
+def run(p, check_mode=False, diff=False):
+    """The whole rbd_image module: parameters -> Result (ModuleError on bad input or failure)."""
+    validate(p)
     if rbd is None:
-        raise CephError(missing_required_lib('rbd (python3-rbd)'))
-    p = module.params
-    ioctx = client.ioctx(p['pool'])
-    try:
-        exists = p['name'] in rbd.RBD().list(ioctx)
-        have = observe(ioctx, p['name']) if exists else None
-        if p['state'] == 'absent':
-            after = _remove(p, client, ioctx, have)
-        else:
-            after = _present(module, client, ioctx, have)
-    finally:
-        ioctx.close()
-    result = {'changed': bool(client.commands), 'image': dict(after, pool=p['pool'], name=p['name'])}
-    if module._diff:
-        result['diff'] = {'before': have or {'state': 'absent'}, 'after': after}
-    return result
+        raise ModuleError(missing_required_lib('rbd (python3-rbd)'))
+    with ceph.connected(p, check_mode) as client:
+        ioctx = client.ioctx(p['pool'])
+        try:
+            exists = p['name'] in rbd.RBD().list(ioctx)
+            have = observe(ioctx, p['name']) if exists else None
+            if p['state'] == 'absent':
+                after = _remove(p, client, ioctx, have)
+            else:
+                after = _present(p, client, ioctx, have)
+        finally:
+            ioctx.close()
+        return Result(changed=bool(client.calls), calls=client.calls,
+                      image=dict(after, pool=p['pool'], name=p['name']),
+                      diff={'before': have or {'state': 'absent'}, 'after': after} if diff else None)
 
 
 def _remove(p, client, ioctx, have):
     if have is None:
         return {'state': 'absent'}
     if not p['allow_delete']:
-        raise CephError('image %s/%s exists and state=absent would delete it and its data; set '
-                        'allow_delete: true to confirm (nothing was changed)' % (p['pool'], p['name']))
+        raise ModuleError('image %s/%s exists and state=absent would delete it and its data; set '
+                          'allow_delete: true to confirm (nothing was changed)' % (p['pool'], p['name']))
     for snap in have['snapshots']:
         if snap['protected']:
             with rbd.Image(ioctx, p['name'], snapshot=snap['name'], read_only=True) as at_snap:
                 kids = list(at_snap.list_children2())
             if kids:
-                raise CephError('image %s/%s has clones of snapshot %s (%s): remove them first'
-                                % (p['pool'], p['name'], snap['name'],
-                                   ', '.join('%s/%s' % (c['pool'], c['image']) for c in kids)))
+                raise ModuleError('image %s/%s has clones of snapshot %s (%s): remove them first'
+                                  % (p['pool'], p['name'], snap['name'],
+                                     ', '.join('%s/%s' % (c['pool'], c['image']) for c in kids)))
     with rbd.Image(ioctx, p['name']) as img:
         for snap in have['snapshots']:
             base = {'pool': p['pool'], 'image': p['name'], 'snapshot': snap['name']}
@@ -163,22 +155,21 @@ def _remove(p, client, ioctx, have):
     return {'state': 'absent'}
 
 
-def _present(module, client, ioctx, have):
-    p = module.params
+def _present(p, client, ioctx, have):
     size = parse_size(p['size']) if p['size'] is not None else None
     base = {'pool': p['pool'], 'image': p['name']}
     if have is None:
-        have = _create(module, client, ioctx, size)
+        have = _create(p, client, ioctx, size)
     elif p['clone_from']:
         src = dict(p['clone_from'], pool=p['clone_from']['pool'] or p['pool'])
         if have['parent'] != src:
-            raise CephError('image %s/%s exists with parent %s, not a clone of %s: it is not re-cloned'
-                            % (p['pool'], p['name'], have['parent'], src))
+            raise ModuleError('image %s/%s exists with parent %s, not a clone of %s: it is not re-cloned'
+                              % (p['pool'], p['name'], have['parent'], src))
     after = dict(have, state='present')
     if size is not None and size != have['size']:
         if size < have['size'] and not p['allow_shrink']:
-            raise CephError('image %s/%s is %d bytes; shrinking it to %d bytes destroys data at its end: '
-                            'set allow_shrink: true to confirm' % (p['pool'], p['name'], have['size'], size))
+            raise ModuleError('image %s/%s is %d bytes; shrinking it to %d bytes destroys data at its end: '
+                              'set allow_shrink: true to confirm' % (p['pool'], p['name'], have['size'], size))
         client.change(dict(base, prefix='rbd resize', size=size, allow_shrink=size < have['size']),
                       lambda: _with_image(ioctx, p['name'], lambda img: img.resize(size, allow_shrink=True)))
         after['size'] = size
@@ -210,9 +201,8 @@ def _with_image(ioctx, name, fn):
         return fn(img)
 
 
-def _create(module, client, ioctx, size):
+def _create(p, client, ioctx, size):
     """Create (plain, clone or import) and return the state of the new image."""
-    p = module.params
     features = feature_mask(p['features']) if p['features'] is not None else None
     base = {'pool': p['pool'], 'image': p['name']}
     kw = {'features': features} if features is not None else {}
@@ -221,10 +211,10 @@ def _create(module, client, ioctx, size):
         pio = client.ioctx(src['pool'])
         try:
             if src['image'] not in rbd.RBD().list(pio):
-                raise CephError('clone_from image %s/%s does not exist' % (src['pool'], src['image']))
+                raise ModuleError('clone_from image %s/%s does not exist' % (src['pool'], src['image']))
             parent = observe(pio, src['image'])
             if src['snapshot'] not in [s['name'] for s in parent['snapshots']]:
-                raise CephError('clone_from snapshot %s@%s does not exist' % (src['image'], src['snapshot']))
+                raise ModuleError('clone_from snapshot %s@%s does not exist' % (src['image'], src['snapshot']))
             client.change(dict(base, prefix='rbd clone', parent=src, features=p['features']),
                           lambda: rbd.RBD().clone(pio, src['image'], src['snapshot'], ioctx, p['name'], **kw))
         finally:
@@ -232,12 +222,12 @@ def _create(module, client, ioctx, size):
         feats = p['features'] if p['features'] is not None else parent['features']
         return {'size': parent['size'], 'features': feats, 'snapshots': [], 'parent': src}
     if p['import_from']:
-        fmt, virtual = _inspect(module, p['import_from'], p['import_format'])
+        fmt, virtual = _inspect(p['import_from'], p['import_format'])
         if size is not None and size < virtual:
-            raise CephError('size %d is smaller than the %d bytes of %s' % (size, virtual, p['import_from']))
+            raise ModuleError('size %d is smaller than the %d bytes of %s' % (size, virtual, p['import_from']))
         size = size or virtual
     elif size is None:
-        raise CephError('size is required to create image %s/%s' % (p['pool'], p['name']))
+        raise ModuleError('size is required to create image %s/%s' % (p['pool'], p['name']))
     if not p['import_from']:
         client.change(dict(base, prefix='rbd create', size=size, features=p['features']),
                       lambda: rbd.RBD().create(ioctx, p['name'], size, old_format=False, **kw))
@@ -251,7 +241,7 @@ def _create(module, client, ioctx, size):
         client.change(dict(base, prefix='rbd create', image=tmp, size=size, features=p['features']),
                       lambda: rbd.RBD().create(ioctx, tmp, size, old_format=False, **kw))
         client.change(dict(base, prefix='rbd import', image=tmp, source=p['import_from'], format=fmt),
-                      lambda: _import_or_remove(module, ioctx, tmp, p['import_from'], fmt))
+                      lambda: _import_or_remove(ioctx, tmp, p['import_from'], fmt))
         client.change(dict(base, prefix='rbd rename', source=tmp),
                       lambda: rbd.RBD().rename(ioctx, tmp, p['name']))
     feats = p['features'] if p['features'] is not None else []
@@ -263,9 +253,9 @@ def importing_name(name):
     return name + IMPORTING_SUFFIX
 
 
-def _import_or_remove(module, ioctx, name, path, fmt):
+def _import_or_remove(ioctx, name, path, fmt):
     try:
-        _import(module, ioctx, name, path, fmt)
+        _import(ioctx, name, path, fmt)
     except BaseException:
         try:
             rbd.RBD().remove(ioctx, name)
@@ -274,20 +264,30 @@ def _import_or_remove(module, ioctx, name, path, fmt):
         raise
 
 
-def _inspect(module, path, fmt):
-    rc, out, err = module.run_command(['qemu-img', 'info', '--output=json', path])
+def _run_command(argv):
+    """(rc, stdout, stderr) of a local command; rc 127 when it is not installed."""
+    try:
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
+                              universal_newlines=True)
+    except OSError as exc:
+        return 127, '', str(exc)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _inspect(path, fmt):
+    rc, out, err = _run_command(['qemu-img', 'info', '--output=json', path])
     if rc != 0:
-        raise CephError('qemu-img info %s failed: %s' % (path, err.strip()))
+        raise ModuleError('qemu-img info %s failed: %s' % (path, err.strip()))
     info = json.loads(out)
     found = info.get('format')
     if fmt != 'auto' and found != fmt:
-        raise CephError('%s is %s, not %s' % (path, found, fmt))
+        raise ModuleError('%s is %s, not %s' % (path, found, fmt))
     if found not in ('raw', 'qcow2'):
-        raise CephError('%s is in format %s; only raw and qcow2 can be imported' % (path, found))
+        raise ModuleError('%s is in format %s; only raw and qcow2 can be imported' % (path, found))
     return found, int(info['virtual-size'])
 
 
-def _import(module, ioctx, name, path, fmt):
+def _import(ioctx, name, path, fmt):
     """Stream a raw file (qcow2: converted to a sparse temporary raw first) into the image,
     skipping all-zero chunks (a new image reads as zeros)."""
     tmpdir = None
@@ -295,9 +295,9 @@ def _import(module, ioctx, name, path, fmt):
         if fmt == 'qcow2':
             tmpdir = tempfile.mkdtemp(prefix='rbd-import-', dir=os.path.dirname(os.path.abspath(path)))
             raw = os.path.join(tmpdir, 'image.raw')
-            rc, dummy, err = module.run_command(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', path, raw])
+            rc, dummy, err = _run_command(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', path, raw])
             if rc != 0:
-                raise CephError('qemu-img convert %s failed: %s' % (path, err.strip()))
+                raise ModuleError('qemu-img convert %s failed: %s' % (path, err.strip()))
             path = raw
         zero = bytes(CHUNK)
         with rbd.Image(ioctx, name) as img, open(path, 'rb') as fh:

@@ -1,9 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: hospital.cloud maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""cephx entities: caps compared with `auth get`, keyring file written with owner/mode.
+"""cephx entities and their keyring files: desired -> observed -> plan -> apply.
 
-The key never enters a result, a diff or a command log unless the task itself runs with
+:func:`desired` turns the parameters into the wanted entity and file, :func:`observe` reads the
+entity (``auth get``) and the file, :func:`plan` (pure) lists the steps between them, and
+:func:`run` sends exactly those steps through the client's recorder (in check mode, records
+them only). ``changed`` is whether the plan has steps.
+
+The key never enters a result, a diff or a call log unless the task itself runs with
 ``no_log: true`` (then Ansible hides the whole result and the key is usable from ``register``).
 """
 
@@ -15,27 +20,16 @@ import grp
 import os
 import pwd
 import re
+import stat
 import tempfile
 
-from ansible_collections.hospital.cloud.plugins.module_utils.ceph.client import CephError
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.hospital.cloud.plugins.module_utils.ceph import client as ceph
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import ModuleError, Result
 
 ENTITY = re.compile(r'^(client|mgr|mds|osd|mon)\.[A-Za-z0-9_.-]+$')
 CAP_TYPES = ('mon', 'osd', 'mgr', 'mds')
-
-
-def argument_spec():
-    return dict(
-        name=dict(type='str', required=True),
-        state=dict(type='str', default='present', choices=['present', 'absent']),
-        caps=dict(type='dict'),
-        dest=dict(type='path'),
-        owner=dict(type='str'),
-        group=dict(type='str'),
-        mode=dict(type='raw', default='0600'),
-        allow_admin_delete=dict(type='bool', default=False),
-    )
-
-
+NEW_FILE_MODE = 0o600
 # entities whose deletion locks the cluster's operators or daemons out (or lets nothing new join)
 ADMIN_ENTITY = re.compile(r'^(client\.admin|client\.bootstrap-[A-Za-z0-9_.-]+|(mon|mgr|osd|mds)\..+)$')
 
@@ -44,11 +38,12 @@ def is_admin_entity(name, connecting_as=None):
     return bool(ADMIN_ENTITY.match(name)) or name == connecting_as
 
 
-def validate(p):
+def _problem(p):
+    """The first problem with the parameters, None if fine."""
     if not ENTITY.match(p['name'] or ''):
         return ("invalid entity name %r: expected TYPE.ID such as client.libvirt "
                 "(TYPE one of client, mgr, mds, osd, mon)" % p['name'])
-    for cap_type, cap in (p['caps'] or {}).items():
+    for cap_type, cap in (p.get('caps') or {}).items():
         if cap_type not in CAP_TYPES:
             return 'unknown cap type %r in caps (use %s)' % (cap_type, ', '.join(CAP_TYPES))
         if not isinstance(cap, str) or not cap.strip():
@@ -61,6 +56,13 @@ def validate(p):
                 'mon./mgr./osd./mds. daemons, client.bootstrap-*, or the client this task connects as): set '
                 'allow_admin_delete: true to confirm (nothing was changed)' % p['name'])
     return None
+
+
+def validate(p):
+    """Raise ModuleError for the first problem with the parameters (before connecting)."""
+    msg = _problem(p)
+    if msg:
+        raise ModuleError(msg)
 
 
 def normalize_caps(caps):
@@ -80,6 +82,53 @@ def keyring_text(entity, key, caps):
     return '\n'.join(lines) + '\n'
 
 
+# ---- desired ------------------------------------------------------------------------------------
+
+def _id(kind, name, dest):
+    """uid/gid of a user/group name or number; None when not asked for (left as it is)."""
+    if name is None:
+        return None
+    if str(name).isdigit():
+        return int(name)
+    try:
+        return pwd.getpwnam(name).pw_uid if kind == 'owner' else grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise ModuleError('%s: unknown %s %r for %s (nothing was written)'
+                          % (kind, 'user' if kind == 'owner' else 'group', name, dest))
+
+
+def file_mode(mode, current=None):
+    """The permission bits asked for: octal text or number, or symbolic (u=rw,g=r) relative to
+    the current mode (a new file starts at 0600)."""
+    if isinstance(mode, int):
+        bits = mode
+    else:
+        try:
+            bits = int(str(mode), 8)
+        except ValueError:
+            base = os.stat_result((NEW_FILE_MODE if current is None else current,) + (0,) * 9)
+            try:
+                bits = AnsibleModule._symbolic_mode_to_octal(base, str(mode))  # pylint: disable=protected-access
+            except ValueError as exc:
+                raise ModuleError('mode %r must be in octal or symbolic form: %s' % (mode, exc))
+    if bits != stat.S_IMODE(bits):
+        raise ModuleError('mode %r: only permission bits are allowed' % (mode,))
+    return bits
+
+
+def desired(p):
+    """The entity and keyring file the parameters ask for (owner/group resolved, so an unknown
+    name fails before anything is sent or written)."""
+    want = {'name': p['name'], 'state': p['state'],
+            'caps': normalize_caps(p['caps']) if p.get('caps') is not None else None, 'file': None}
+    if p.get('dest'):
+        want['file'] = {'path': p['dest'], 'uid': _id('owner', p.get('owner'), p['dest']),
+                        'gid': _id('group', p.get('group'), p['dest']), 'mode': p.get('mode')}
+    return want
+
+
+# ---- observed -----------------------------------------------------------------------------------
+
 def _get(client, name):
     out = client.query('auth get', missing_ok=True, entity=name)
     if not out:
@@ -87,110 +136,140 @@ def _get(client, name):
     return {'key': out[0]['key'], 'caps': normalize_caps(out[0].get('caps'))}
 
 
-def ensure(module, client):
-    p = module.params
-    name = p['name']
-    have = _get(client, name)
-    want_caps = normalize_caps(p['caps']) if p['caps'] is not None else None
-    before = {'state': 'absent'} if have is None else {'state': 'present', 'caps': have['caps']}
-    result = {'changed': False, 'entity': name}
-    if p['state'] == 'absent':
-        if have is not None:
-            client.change({'prefix': 'auth del', 'entity': name})
-            result['changed'] = True
-        if p['dest'] and os.path.exists(p['dest']):
-            result['changed'] = True
-            if not module.check_mode:
-                os.unlink(p['dest'])
-        after = {'state': 'absent'}
+def read_file(path):
+    """The keyring file as {'text', 'uid', 'gid', 'mode'}, None if missing."""
+    if not path or not os.path.exists(path):
+        return None
+    st = os.stat(path)
+    with open(path, 'r') as fh:
+        return {'text': fh.read(), 'uid': st.st_uid, 'gid': st.st_gid, 'mode': stat.S_IMODE(st.st_mode)}
+
+
+def observe(client, want):
+    return {'entity': _get(client, want['name']),
+            'file': read_file(want['file']['path']) if want['file'] else None}
+
+
+# ---- plan (pure) --------------------------------------------------------------------------------
+
+def plan(want, have):
+    """The steps (the calls a run makes) from `have` to `want`, in order; [] when nothing differs.
+
+    A keyring for an entity that does not exist yet gets a key only when the entity is created,
+    so its file is always (re)written then."""
+    name, wfile, hfile = want['name'], want['file'], have['file']
+    entity = have['entity']
+    steps = []
+    if want['state'] == 'absent':
+        if entity is not None:
+            steps.append({'prefix': 'auth del', 'entity': name})
+        if wfile and hfile is not None:
+            steps.append({'prefix': 'keyring remove', 'path': wfile['path']})
+        return steps
+    caps = after_caps(want, have)
+    if entity is None:
+        steps.append({'prefix': 'auth get-or-create', 'entity': name, 'caps': caps_args(caps)})
+    elif caps != entity['caps']:
+        steps.append({'prefix': 'auth caps', 'entity': name, 'caps': caps_args(caps)})
+    if not wfile:
+        return steps
+    mode = file_mode(wfile['mode'], hfile['mode'] if hfile else None)
+    text = None if entity is None else keyring_text(name, entity['key'], caps)
+    if hfile is None or text is None or hfile['text'] != text:
+        steps.append({'prefix': 'keyring write', 'path': wfile['path'], 'mode': '%04o' % mode})
+        return steps
+    uid = hfile['uid'] if wfile['uid'] is None else wfile['uid']
+    gid = hfile['gid'] if wfile['gid'] is None else wfile['gid']
+    if (uid, gid) != (hfile['uid'], hfile['gid']):
+        steps.append({'prefix': 'keyring chown', 'path': wfile['path'], 'uid': uid, 'gid': gid})
+    if mode != hfile['mode']:
+        steps.append({'prefix': 'keyring chmod', 'path': wfile['path'], 'mode': '%04o' % mode})
+    return steps
+
+
+def after_caps(want, have):
+    """Caps after the run: the asked ones, else those of the existing entity (a new one: none)."""
+    if want['caps'] is not None:
+        return want['caps']
+    return (have['entity'] or {}).get('caps', {})
+
+
+# ---- apply --------------------------------------------------------------------------------------
+
+def run(p, check_mode=False, diff=False):
+    """The whole ceph_key module: parameters -> Result (ModuleError on bad input or failure)."""
+    validate(p)
+    want = desired(p)
+    with ceph.connected(p, check_mode) as client:
+        have = observe(client, want)
+        steps = plan(want, have)
+        key = apply(client, want, have, steps)
+        result = Result(changed=bool(steps), calls=client.calls, entity=p['name'],
+                        secret={'key': key} if key is not None else None)
+    before = {'state': 'absent'} if have['entity'] is None else {'state': 'present', 'caps': have['entity']['caps']}
+    if p['state'] == 'present':
+        result['caps'] = after_caps(want, have)
+        after = {'state': 'present', 'caps': result['caps']}
+        if want['file']:
+            result['keyring'] = want['file']['path']
     else:
-        caps = want_caps if want_caps is not None else (have or {}).get('caps', {})
-        if have is None:
-            out = client.change({'prefix': 'auth get-or-create', 'entity': name, 'caps': caps_args(caps)})
-            result['changed'] = True
-            if out is not None:
-                have = _get(client, name)
-        elif want_caps is not None and want_caps != have['caps']:
-            client.change({'prefix': 'auth caps', 'entity': name, 'caps': caps_args(want_caps)})
-            result['changed'] = True
-        after = {'state': 'present', 'caps': caps}
-        result['caps'] = caps
-        if p['dest']:
-            result['keyring'] = p['dest']
-            if _write_keyring(module, p, None if have is None else keyring_text(name, have['key'], caps)):
-                result['changed'] = True
-        if have is not None and module.no_log:
-            result['key'] = have['key']
-    if module._diff:
+        after = {'state': 'absent'}
+    if diff:
         result['diff'] = {'before': before, 'after': after}
     return result
 
 
-def _ids(p, dest):
-    """uid/gid the keyring gets: the asked owner/group, else those of the existing file (as
-    atomic_move would keep them), else -1 (unchanged). CephError for an unknown name, raised
-    before anything is written."""
-    try:
-        st = os.stat(dest)
-        uid, gid = st.st_uid, st.st_gid
-    except OSError:
-        uid = gid = -1
-    for key, lookup in (('owner', lambda n: pwd.getpwnam(n).pw_uid), ('group', lambda n: grp.getgrnam(n).gr_gid)):
-        name = p[key]
-        if name is None:
-            continue
-        try:
-            value = int(name) if str(name).isdigit() else lookup(name)
-        except KeyError:
-            raise CephError('%s: unknown %s %r for %s (nothing was written)'
-                            % (key, 'user' if key == 'owner' else 'group', name, dest))
-        if key == 'owner':
-            uid = value
-        else:
-            gid = value
-    return uid, gid
+def apply(client, want, have, steps):
+    """Send the planned steps (recorded only in check mode); returns the key when known."""
+    key = (have['entity'] or {}).get('key')
+    for step in steps:
+        prefix = step['prefix']
+        if prefix.startswith('auth '):
+            client.change(step)
+            if prefix == 'auth get-or-create' and not client.check_mode:
+                key = _get(client, want['name'])['key']
+        elif prefix == 'keyring remove':
+            client.change(step, lambda s=step: os.unlink(s['path']))
+        elif prefix == 'keyring write':
+            text = keyring_text(want['name'], key, after_caps(want, have)) if key else None
+            client.change(step, lambda s=step, t=text: write_keyring(want['file'], t, int(s['mode'], 8)))
+        elif prefix == 'keyring chown':
+            client.change(step, lambda s=step: os.chown(s['path'], s['uid'], s['gid']))
+        elif prefix == 'keyring chmod':
+            client.change(step, lambda s=step: os.chmod(s['path'], int(s['mode'], 8)))
+    return key if want['state'] == 'present' else None
 
 
-def _write_keyring(module, p, text):
-    """Write the keyring file if its content or attributes differ; text None = not known yet
-    (check mode before creation). Returns whether something changed (or would).
+def write_keyring(wfile, text, mode):
+    """Write the keyring atomically with its owner, group and mode.
 
     The key is never readable by others, not even for a moment: the temporary file is 0600 and
-    gets its owner/group before any byte is written, and it is renamed into place by us
-    (AnsibleModule.atomic_move would chmod a new file to 0666 & ~umask, i.e. 0644, until the
-    mode is set afterwards - and for good when setting the owner/group then failed)."""
-    dest = p['dest']
-    current = None
-    if os.path.exists(dest):
-        with open(dest, 'r') as fh:
-            current = fh.read()
-    uid, gid = _ids(p, dest)
-    if text is None:
-        return True
-    changed = current != text
-    if changed and not module.check_mode:
-        directory = os.path.dirname(dest) or '.'
-        if not os.path.isdir(directory):
-            raise CephError('directory %s of dest does not exist' % directory)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix='.%s.' % os.path.basename(dest))
+    gets its owner/group before any byte is written, is renamed into place, and only then gets
+    the asked mode (AnsibleModule.atomic_move would chmod a new file to 0666 & ~umask, i.e. 0644,
+    until the mode is set afterwards - and for good when setting the owner/group then failed)."""
+    dest = wfile['path']
+    directory = os.path.dirname(dest) or '.'
+    if not os.path.isdir(directory):
+        raise ModuleError('directory %s of dest does not exist' % directory)
+    current = read_file(dest)
+    uid = wfile['uid'] if wfile['uid'] is not None else (current['uid'] if current else -1)
+    gid = wfile['gid'] if wfile['gid'] is not None else (current['gid'] if current else -1)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.%s.' % os.path.basename(dest))
+    try:
+        os.fchmod(fd, NEW_FILE_MODE)
         try:
-            os.fchmod(fd, 0o600)
-            try:
-                if uid != -1 or gid != -1:
-                    os.fchown(fd, uid, gid)
-            except OSError as exc:
-                os.close(fd)
-                raise CephError('cannot set owner/group of %s: %s (nothing was written)' % (dest, exc))
-            with os.fdopen(fd, 'w') as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.rename(tmp, dest)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    if current is None and module.check_mode:
-        return True
-    file_args = module.load_file_common_arguments(dict(path=dest, owner=p['owner'], group=p['group'],
-                                                       mode=p['mode']))
-    return module.set_fs_attributes_if_different(file_args, changed)
+            if uid != -1 or gid != -1:
+                os.fchown(fd, uid, gid)
+        except OSError as exc:
+            os.close(fd)
+            raise ModuleError('cannot set owner/group of %s: %s (nothing was written)' % (dest, exc))
+        with os.fdopen(fd, 'w') as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.rename(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    if mode != NEW_FILE_MODE:
+        os.chmod(dest, mode)

@@ -12,7 +12,8 @@ import math
 import re
 import time
 
-from ansible_collections.hospital.cloud.plugins.module_utils.ceph.client import CephError
+from ansible_collections.hospital.cloud.plugins.module_utils.ceph import client as ceph
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import ModuleError, Result
 
 APPLICATIONS = ['rbd', 'rgw', 'cephfs', 'rados', 'nfs', 'mgr', 'mgr_devicehealth']
 COMPRESSION_MODES = ['none', 'passive', 'aggressive', 'force']
@@ -23,29 +24,6 @@ MANAGED = ('size', 'min_size', 'crush_rule', 'pg_autoscale_mode', 'pg_num', 'pgp
            'target_size_ratio', 'compression_mode', 'max_bytes', 'max_objects', 'application')
 
 
-def argument_spec():
-    return dict(
-        name=dict(type='str', required=True),
-        state=dict(type='str', default='present', choices=['present', 'absent']),
-        pool_type=dict(type='str', choices=['replicated', 'erasure']),
-        erasure_profile=dict(type='str'),
-        size=dict(type='int'),
-        min_size=dict(type='int'),
-        pg_num=dict(type='int'),
-        pgp_num=dict(type='int'),
-        pg_autoscale_mode=dict(type='str', choices=AUTOSCALE_MODES),
-        target_size_ratio=dict(type='float'),
-        application=dict(type='list', elements='str', choices=APPLICATIONS),
-        crush_rule=dict(type='str'),
-        max_bytes=dict(type='int'),
-        max_objects=dict(type='int'),
-        compression_mode=dict(type='str', choices=COMPRESSION_MODES),
-        allow_delete=dict(type='bool', default=False),
-        allow_size_one=dict(type='bool', default=False),
-        allow_min_size_one=dict(type='bool', default=False),
-    )
-
-
 # upper bounds (the mon's own limits or what its integer fields hold): a larger value must fail
 # here with the option named, not pass validation and fail (or wrap around) later
 MAX_PG_NUM = 65536  # mon_max_pool_pg_num
@@ -53,8 +31,8 @@ MAX_QUOTA = 2 ** 63 - 1  # quota_max_bytes / quota_max_objects are signed 64 bit
 MAX_TARGET_SIZE_RATIO = 1e6
 
 
-def validate(p):
-    """Return the first problem with the parameters (None if fine): checked before connecting."""
+def _problem(p):
+    """The first problem with the parameters (None if fine): checked before connecting."""
     if not POOL_NAME.match(p['name'] or ''):
         return ("invalid pool name %r: use 1-128 characters from A-Z a-z 0-9 _ . - "
                 "(no spaces, not starting with '.' or '-')" % p['name'])
@@ -95,6 +73,13 @@ def validate(p):
     if p['application'] is not None and not p['application']:
         return 'application needs at least one entry (a pool without application raises a warning)'
     return None
+
+
+def validate(p):
+    """Raise ModuleError for the first problem with the parameters."""
+    msg = _problem(p)
+    if msg:
+        raise ModuleError(msg)
 
 
 def desired(p):
@@ -152,15 +137,15 @@ def plan(name, want, have, creating=False):
     after = dict(have)
     if 'size' in want and want['size'] != have.get('size'):
         if have.get('pool_type') == 'erasure':
-            raise CephError('cannot change size of erasure-coded pool %s (k+m of its profile)' % name)
+            raise ModuleError('cannot change size of erasure-coded pool %s (k+m of its profile)' % name)
         cmds.append(_set(name, 'size', want['size'], force=want['size'] == 1))
         after['size'] = want['size']
         after['min_size'] = None  # Ceph resets min_size when size changes
     if 'min_size' in want:
         size = after.get('size')
         if size is not None and want['min_size'] > size:
-            raise CephError('min_size (%d) cannot be greater than the size (%d) of pool %s'
-                            % (want['min_size'], size, name))
+            raise ModuleError('min_size (%d) cannot be greater than the size (%d) of pool %s'
+                              % (want['min_size'], size, name))
         if want['min_size'] != after.get('min_size'):
             cmds.append(_set(name, 'min_size', want['min_size']))
             after['min_size'] = want['min_size']
@@ -220,19 +205,31 @@ def _read(client, name):
     return None, rules
 
 
-def ensure(module, client):
-    p = module.params
+def run(p, check_mode=False, diff=False):
+    """The whole ceph_pool module: parameters -> Result (ModuleError on bad input or failure)."""
+    validate(p)
+    warnings = []
+    with ceph.connected(p, check_mode) as client:
+        have, rules = _read(client, p['name'])
+        if p['state'] == 'absent':
+            before, after = _absent(p, client, have)
+        else:
+            before, after, warnings = _present(p, client, have, rules)
+            after = dict(after, state='present', name=p['name'])
+        show = diff and (p['state'] == 'present' or have is not None)
+        return Result(changed=bool(client.calls), calls=client.calls, pool=after, warnings=warnings,
+                      diff=dict(before=before, after=after) if show else None)
+
+
+def _present(p, client, have, rules):
     name = p['name']
-    have, rules = _read(client, name)
-    if p['state'] == 'absent':
-        return _absent(module, client, name, have)
     want = desired(p)
     if 'crush_rule' in want and want['crush_rule'] not in rules.values():
-        raise CephError('crush_rule %r does not exist (rules: %s)'
-                        % (want['crush_rule'], ', '.join(sorted(rules.values()))))
+        raise ModuleError('crush_rule %r does not exist (rules: %s)'
+                          % (want['crush_rule'], ', '.join(sorted(rules.values()))))
     if p['erasure_profile'] and (have is None or have['erasure_profile'] != p['erasure_profile']):
         if client.query('osd erasure-code-profile get', missing_ok=True, name=p['erasure_profile']) is None:
-            raise CephError('erasure-code profile %r does not exist' % p['erasure_profile'])
+            raise ModuleError('erasure-code profile %r does not exist' % p['erasure_profile'])
     warnings = []
     if have is None:
         create = create_command(name, want, p)
@@ -251,19 +248,13 @@ def ensure(module, client):
     else:
         for key in ('pool_type', 'erasure_profile'):
             if p[key] and p[key] != have[key]:
-                raise CephError('pool %s exists with %s=%s; it cannot be changed to %s in place '
-                                '(create a new pool and migrate)' % (name, key, have[key], p[key]))
+                raise ModuleError('pool %s exists with %s=%s; it cannot be changed to %s in place '
+                                  '(create a new pool and migrate)' % (name, key, have[key], p[key]))
         cmds, warnings, after = plan(name, want, have)
         before = dict(have, state='present')
     for cmd in cmds:
         client.change(cmd)
-    for w in warnings:
-        module.warn(w)
-    after = dict(after, state='present', name=name)
-    result = dict(changed=bool(cmds), pool=after)
-    if module._diff:
-        result['diff'] = dict(before=before, after=after)
-    return result
+    return before, after, warnings
 
 
 def _allow_delete_commands(client):
@@ -282,12 +273,14 @@ def _allow_delete_commands(client):
     return enable, restore
 
 
-def _absent(module, client, name, have):
+def _absent(p, client, have):
+    """Delete the pool (opt-in); returns the diff's before and after."""
+    name = p['name']
     if have is None:
-        return dict(changed=False, pool={'name': name, 'state': 'absent'})
-    if not module.params['allow_delete']:
-        raise CephError('pool %s exists and state=absent would delete it with all its data; '
-                        'set allow_delete: true to confirm (nothing was changed)' % name)
+        return {'state': 'absent'}, {'name': name, 'state': 'absent'}
+    if not p['allow_delete']:
+        raise ModuleError('pool %s exists and state=absent would delete it with all its data; '
+                          'set allow_delete: true to confirm (nothing was changed)' % name)
     enable, restore = _allow_delete_commands(client)
     delete = {'prefix': 'osd pool delete', 'pool': name, 'pool2': name,
               'yes_i_really_really_mean_it': True}
@@ -298,16 +291,13 @@ def _absent(module, client, name, have):
             try:
                 client.change(delete)
                 break
-            except CephError as exc:
+            except ModuleError as exc:
                 # the mon applies a config change asynchronously: retry while it says EPERM
-                client.commands.pop()
+                client.recorder.forget_last()
                 if 'EPERM' not in str(exc) or attempt == 19:
                     raise
                 time.sleep(0.25)
     finally:
         for cmd in restore:
             client.change(cmd)
-    result = dict(changed=True, pool={'name': name, 'state': 'absent'})
-    if module._diff:
-        result['diff'] = dict(before=dict(have, state='present'), after={'state': 'absent'})
-    return result
+    return dict(have, state='present'), {'name': name, 'state': 'absent'}

@@ -1,44 +1,29 @@
 # -*- coding: utf-8 -*-
 # Copyright: hospital.cloud contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one libvirt connection helper of the collection."""
+"""The one libvirt connection helper of the collection: connect, look up, and the recorder
+(the collection's one :class:`Recorder`) through which every mutating libvirt call goes."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import traceback
 from contextlib import contextmanager
 
 from ansible.module_utils.basic import missing_required_lib
-from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.errors import LibvirtModuleError
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import ModuleError, Recorder
 
 try:
     import libvirt
 except ImportError:
     libvirt = None
-    LIBVIRT_IMPORT_ERROR = traceback.format_exc()
-else:
-    LIBVIRT_IMPORT_ERROR = None
-
-HAS_LIBVIRT = libvirt is not None
 
 CONNECTION_ARGS = dict(uri=dict(type="str", default="qemu:///system"))
 
 
-def execute(module, fn, **kwargs):
-    """Run fn(module.params, **kwargs) for a libvirt module: the one place that turns a missing
-    libvirt-python or a LibvirtModuleError into fail_json and a result into exit_json."""
-    if not HAS_LIBVIRT:
-        module.fail_json(msg=missing_required_lib("libvirt-python"), exception=LIBVIRT_IMPORT_ERROR)
-    try:
-        result = fn(module.params, **kwargs)
-    except LibvirtModuleError as exc:
-        module.fail_json(msg=exc.msg, **exc.details)
-    except libvirt.libvirtError as exc:
-        # a libvirt call outside call() (a lookup, a listing): still a message, not a traceback
-        module.fail_json(msg="libvirt error: %s" % error_text(exc))
-    module.exit_json(**result)
+def missing_library():
+    """A message when libvirt-python is missing (checked by execute before anything else)."""
+    return missing_required_lib("libvirt-python") if libvirt is None else None
 
 
 def _quiet(_ctx, _err):
@@ -53,16 +38,19 @@ def error_text(exc):
 
 @contextmanager
 def connect(uri, readonly=False):
-    """Yield an open virConnect for uri; close it afterwards. Raises LibvirtModuleError."""
+    """Yield an open virConnect for uri; close it afterwards. Raises ModuleError, also for a
+    libvirt error of a read (a lookup, a listing) in the body: a message, not a traceback."""
     if libvirt is None:
-        raise LibvirtModuleError("libvirt-python is not importable")
+        raise ModuleError("libvirt-python is not importable")
     libvirt.registerErrorHandler(_quiet, None)
     try:
         conn = libvirt.openReadOnly(uri) if readonly else libvirt.open(uri)
     except (libvirt.libvirtError, ValueError, TypeError) as exc:
-        raise LibvirtModuleError("cannot connect to libvirt at %s: %s" % (uri, error_text(exc)))
+        raise ModuleError("cannot connect to libvirt at %s: %s" % (uri, error_text(exc)))
     try:
         yield conn
+    except libvirt.libvirtError as exc:
+        raise ModuleError("libvirt error: %s" % error_text(exc))
     finally:
         try:
             conn.close()
@@ -77,19 +65,28 @@ def lookup_domain(conn, name):
     except libvirt.libvirtError as exc:
         if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
             return None
-        raise LibvirtModuleError("looking up domain %s: %s" % (name, error_text(exc)))
+        raise ModuleError("looking up domain %s: %s" % (name, error_text(exc)))
 
 
-def call(calls, what, fn, *args):
-    """Run one libvirt API call, record it in `calls`, turn libvirt errors into LibvirtModuleError."""
-    calls.append(what)
-    try:
-        return fn(*args)
-    except libvirt.libvirtError as exc:
-        raise LibvirtModuleError("%s failed: %s" % (what, error_text(exc)), calls=list(calls))
-    except (ValueError, TypeError, OverflowError) as exc:
+def _translate(what, exc):
+    """A libvirt error of a recorded call -> ModuleError (None: not ours, raised as it is)."""
+    if isinstance(exc, libvirt.libvirtError):
+        return ModuleError("%s failed: %s" % (what, error_text(exc)))
+    if isinstance(exc, (ValueError, TypeError, OverflowError)):
         # raised by the binding for values C cannot take (embedded NUL, out-of-range integers)
-        raise LibvirtModuleError("%s failed: %s" % (what, exc), calls=list(calls))
+        return ModuleError("%s failed: %s" % (what, exc))
+    return None
+
+
+def recorder(check_mode=False):
+    """The recorder of one libvirt module run: records each call, makes it unless in check mode."""
+    return Recorder(check_mode, _translate)
+
+
+def method(obj, name, *args):
+    """A call of obj.name(*args) for the recorder, resolved only when made (in check mode obj may
+    not exist yet: a domain or secret that a recorded define would have created)."""
+    return lambda: getattr(obj, name)(*args)
 
 
 STATE_NAMES = {0: "shutoff", 1: "running", 2: "running", 3: "paused", 4: "running", 5: "shutoff",

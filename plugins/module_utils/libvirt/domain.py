@@ -1,10 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: hospital.cloud contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""libvirt_domain: desired spec + observed domain -> planned actions -> (unless check mode) applied.
+"""libvirt_domain: desired spec + observed domain -> planned actions -> applied through a recorder.
 
-`plan()` is pure and the only place deciding what happens; check mode returns its actions and
-the calls they would make, a real run makes exactly those calls.
+`plan()` is pure and the only place deciding what happens; `apply()` runs its actions in check
+mode too, with a recorder that records the mutating calls instead of making them, so the calls
+check mode returns are the calls a real run makes.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,7 +17,7 @@ import time
 
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection as lv
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import domain_spec, domain_xml
-from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.errors import LibvirtModuleError
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import ModuleError, Result
 
 # fields that change nothing the guest sees, or that the guest itself changes at run time
 LIVE_IGNORED = ("metadata", "current_memory", "vcpus_current")
@@ -85,147 +86,140 @@ def observe(conn, name, wanted_extras):
     return obs, dom
 
 
-def _stop(dom, calls, timeout):
-    """ACPI shutdown, wait up to `timeout` s, then power off (destroy) if the guest still runs.
-    A paused guest cannot react to ACPI and is powered off at once (as check mode predicts)."""
-    if timeout > 0 and dom.isActive() and lv.domain_state(dom) == "running":
-        lv.call(calls, "shutdown", dom.shutdown)
-        deadline = time.monotonic() + timeout
-        while dom.isActive() and time.monotonic() < deadline:
-            time.sleep(0.5)
-    if dom.isActive():
-        lv.call(calls, "destroy", dom.destroy)
-
-
-def _undefine(dom, calls):
-    flags = 0
-    for flag in ("VIR_DOMAIN_UNDEFINE_MANAGED_SAVE", "VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA",
-                 "VIR_DOMAIN_UNDEFINE_NVRAM", "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA"):
-        flags |= getattr(lv.libvirt, flag, 0)
-    try:
-        dom.undefineFlags(flags)
-        calls.append("undefineFlags")
-    except lv.libvirt.libvirtError as exc:
-        if "unsupported flags" not in lv.error_text(exc):
-            raise LibvirtModuleError("undefineFlags failed: %s" % lv.error_text(exc), calls=list(calls))
-        lv.call(calls, "undefineFlags", dom.undefine)  # drivers without these flags (the test driver)
-
-
-def _remove_files(conn, paths, calls):
-    for path in paths:
-        try:
-            vol = conn.storageVolLookupByPath(path)
-        except lv.libvirt.libvirtError:
-            vol = None
-        if vol is not None:
-            lv.call(calls, "remove(%s)" % path, vol.delete, 0)  # a volume of a storage pool
-        elif os.path.exists(path):
-            calls.append("remove(%s)" % path)
-            try:
-                os.unlink(path)
-            except OSError as exc:
-                raise LibvirtModuleError("remove_storage: cannot remove %s: %s" % (path, exc), calls=list(calls))
-
-
-def _start_paused(dom, calls):
-    try:
-        dom.createWithFlags(lv.libvirt.VIR_DOMAIN_START_PAUSED)
-        calls.append("createWithFlags")
-    except lv.libvirt.libvirtError as exc:
-        if "unsupported flags" not in lv.error_text(exc):
-            raise LibvirtModuleError("createWithFlags failed: %s" % lv.error_text(exc), calls=list(calls))
-        # drivers without VIR_DOMAIN_START_PAUSED (the test driver): start, then pause at once
-        lv.call(calls, "createWithFlags", dom.createWithFlags, 0)
-        lv.call(calls, "suspend (start paused unsupported)", dom.suspend)
-
-
-def apply(conn, dom, steps, xml, p, calls):
-    """Run the planned steps; returns the domain (new after a define)."""
-    for step in steps:
-        action = step["action"]
-        if action == "define":
-            dom = lv.call(calls, "defineXML", conn.defineXML, xml)
-        elif action == "destroy":
-            lv.call(calls, "destroy", dom.destroy)
-        elif action == "undefine":
-            _undefine(dom, calls)
-        elif action == "remove_storage":
-            _remove_files(conn, step["paths"], calls)
-        elif action == "stop":
-            _stop(dom, calls, _stop_timeout(p))
-        elif action == "start":
-            lv.call(calls, "createWithFlags", dom.createWithFlags, 0)
-        elif action == "start_paused":
-            _start_paused(dom, calls)
-        elif action == "resume":
-            lv.call(calls, "resume", dom.resume)
-        elif action == "suspend":
-            lv.call(calls, "suspend", dom.suspend)
-        elif action == "autostart":
-            lv.call(calls, "setAutostart(%d)" % step["value"], dom.setAutostart, int(step["value"]))
-    return dom
-
-
 CONDITIONAL_DESTROY = "destroy if still running after %d s"
-
-
-def predicted_matches(predicted, real):
-    """A real run's calls are the prediction with each conditional destroy either made
-    ("destroy") or not needed (absent): the rule check mode is held to."""
-    if not predicted:
-        return not real
-    head, rest = predicted[0], predicted[1:]
-    if head.startswith("destroy if still running after "):
-        return (bool(real) and real[0] == "destroy" and predicted_matches(rest, real[1:])) or \
-            predicted_matches(rest, real)
-    return bool(real) and real[0] == head and predicted_matches(rest, real[1:])
 
 
 def _stop_timeout(p):
     return 0 if p.get("force") else p["shutdown_timeout"]
 
 
-def _predicted_calls(steps, p, observed=None):
-    graceful = _stop_timeout(p) > 0 and (observed or {}).get("state") == "running"
-    # after a shutdown request the destroy follows only if the guest has not stopped by itself
-    # within shutdown_timeout: check mode cannot know what the guest will do, so it names the
-    # condition (CONDITIONAL_DESTROY); a real run lists "destroy" only if it powered off
-    names = {"define": ["defineXML"], "destroy": ["destroy"], "undefine": ["undefineFlags"],
-             "stop": ["shutdown", CONDITIONAL_DESTROY % _stop_timeout(p)] if graceful else ["destroy"],
-             "start": ["createWithFlags"], "start_paused": ["createWithFlags"], "resume": ["resume"],
-             "suspend": ["suspend"]}
-    out = []
+def _stop(dom, rec, timeout, state):
+    """ACPI shutdown, wait up to `timeout` s, then power off (destroy) if the guest still runs.
+    A paused guest cannot react to ACPI and is powered off at once. Returns whether it powered off.
+
+    The power-off after a shutdown request depends on the guest, which no prediction can know:
+    it is one recorded call, CONDITIONAL_DESTROY, in check mode and in a real run alike (the
+    run's `powered_off` says whether it was needed)."""
+    if timeout > 0 and state == "running":
+        rec.call("shutdown", lv.method(dom, "shutdown"))
+        return bool(rec.call(CONDITIONAL_DESTROY % timeout, _destroy_unless_stopped, dom, timeout))
+    return bool(rec.call("destroy", _destroy_if_active, dom))
+
+
+def _destroy_unless_stopped(dom, timeout):
+    deadline = time.monotonic() + timeout
+    while dom.isActive() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return _destroy_if_active(dom)
+
+
+def _destroy_if_active(dom):
+    if not dom.isActive():
+        return False
+    dom.destroy()
+    return True
+
+
+def _undefine(dom):
+    flags = 0
+    for flag in ("VIR_DOMAIN_UNDEFINE_MANAGED_SAVE", "VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA",
+                 "VIR_DOMAIN_UNDEFINE_NVRAM", "VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA"):
+        flags |= getattr(lv.libvirt, flag, 0)
+    try:
+        dom.undefineFlags(flags)
+    except lv.libvirt.libvirtError as exc:
+        if "unsupported flags" not in lv.error_text(exc):
+            raise
+        dom.undefine()  # drivers without these flags (the test driver)
+
+
+def _start_paused(dom):
+    try:
+        dom.createWithFlags(lv.libvirt.VIR_DOMAIN_START_PAUSED)
+    except lv.libvirt.libvirtError as exc:
+        if "unsupported flags" not in lv.error_text(exc):
+            raise
+        # drivers without VIR_DOMAIN_START_PAUSED (the test driver): start, then pause at once
+        dom.createWithFlags(0)
+        dom.suspend()
+
+
+def _remove_file(conn, path):
+    vol = _volume(conn, path)
+    if vol is not None:
+        vol.delete(0)  # a volume of a storage pool
+        return
+    try:
+        os.unlink(path)
+    except OSError as exc:
+        raise ModuleError("remove_storage: cannot remove %s: %s" % (path, exc))
+
+
+def _volume(conn, path):
+    try:
+        return conn.storageVolLookupByPath(path)
+    except lv.libvirt.libvirtError:
+        return None
+
+
+SIMPLE = {"start": ("createWithFlags", "createWithFlags", 0), "resume": ("resume", "resume"),
+          "suspend": ("suspend", "suspend")}
+
+
+def apply(conn, dom, steps, xml, p, rec, state):
+    """Run the planned steps through the recorder `rec` (which in check mode records only).
+    `state` is the observed run state. Returns (domain, powered_off)."""
+    powered_off = False
     for step in steps:
-        if step["action"] == "autostart":
-            out.append("setAutostart(%d)" % step["value"])
-        elif step["action"] == "remove_storage":
-            out.extend("remove(%s)" % path for path in step["paths"])
-        else:
-            out.extend(names[step["action"]])
-    return out
+        dom, off = _apply_step(conn, dom, step, xml, p, rec, state)
+        powered_off = powered_off or off
+    return dom, powered_off
 
 
-def run(p, check_mode=False, want_diff=False):
-    """The whole module: returns the result dict (raises LibvirtModuleError on bad input/failure)."""
+def _apply_step(conn, dom, step, xml, p, rec, state):
+    action = step["action"]
+    if action == "define":
+        return rec.call("defineXML", conn.defineXML, xml) or dom, False
+    if action == "stop":
+        return dom, _stop(dom, rec, _stop_timeout(p), state)
+    if action == "undefine":
+        rec.call("undefineFlags", _undefine, dom)
+    elif action == "remove_storage":
+        for path in step["paths"]:
+            # a file already gone is not removed again (read in both modes)
+            if _volume(conn, path) is not None or os.path.exists(path):
+                rec.call("remove(%s)" % path, _remove_file, conn, path)
+    elif action == "start_paused":
+        rec.call("createWithFlags", _start_paused, dom)
+    elif action == "autostart":
+        rec.call("setAutostart(%d)" % step["value"], lv.method(dom, "setAutostart", int(step["value"])))
+    else:
+        what, method = SIMPLE[action][:2]
+        rec.call(what, lv.method(dom, method, *SIMPLE[action][2:]))
+    return dom, False
+
+
+def run(p, check_mode=False, diff=False):
+    """The whole module: parameters -> Result (raises ModuleError on bad input or failure)."""
     domain_spec.check_text(p)
     timeout = p.get("shutdown_timeout")
     if timeout is None or not 0 <= timeout <= domain_spec.MAX_SHUTDOWN_TIMEOUT:
-        raise LibvirtModuleError("shutdown_timeout: needs a number of seconds from 0 to %d, got %s"
-                                 % (domain_spec.MAX_SHUTDOWN_TIMEOUT, timeout))
+        raise ModuleError("shutdown_timeout: needs a number of seconds from 0 to %d, got %s"
+                          % (domain_spec.MAX_SHUTDOWN_TIMEOUT, timeout))
     state_only = p["state"] != "absent" and _state_only(p)
     desired = None if state_only else domain_spec.desired_spec(p)
     if state_only:
         domain_spec.check_name(p["name"])
     if p.get("remove_storage") and p["state"] != "absent":
-        raise LibvirtModuleError("remove_storage: only used with state=absent")
+        raise ModuleError("remove_storage: only used with state=absent")
     with lv.connect(p["uri"]) as conn:
         observed, dom = observe(conn, p["name"], desired["extra_devices"] if desired else None)
         if state_only and not observed["exists"]:
-            raise LibvirtModuleError("domain %s does not exist; give vcpus and memory (and disks, ...) to define it"
-                                     % p["name"])
+            raise ModuleError("domain %s does not exist; give vcpus and memory (and disks, ...) to define it"
+                              % p["name"])
         if p.get("uuid") and observed["exists"] and observed["uuid"] != domain_spec.check_uuid(p["uuid"], "uuid"):
-            raise LibvirtModuleError("uuid: domain %s exists with uuid %s; libvirt cannot change a domain's uuid "
-                                     "(undefine it first)" % (p["name"], observed["uuid"]))
+            raise ModuleError("uuid: domain %s exists with uuid %s; libvirt cannot change a domain's uuid "
+                              "(undefine it first)" % (p["name"], observed["uuid"]))
         changes, xml, before = [], None, observed.get("spec")
         if desired is not None:
             domain_spec.assign_macs(desired, observed.get("spec"))
@@ -237,13 +231,10 @@ def run(p, check_mode=False, want_diff=False):
         if desired is not None and observed["active"] and not any(s["action"] == "stop" for s in steps):
             live = domain_spec.project(observed["live_spec"], desired)
             live_changes = [c["field"] for c in domain_spec.compare(desired, live) if c["field"] not in LIVE_IGNORED]
-        calls = []
-        if check_mode:
-            calls = _predicted_calls(steps, p, observed)
-        elif steps:
-            dom = apply(conn, dom, steps, xml, p, calls)
-        result = {"changed": bool(steps), "changes": steps, "calls": calls, "xml": xml,
-                  "needs_restart": bool(live_changes), "restart_fields": live_changes}
+        rec = lv.recorder(check_mode)
+        dom, powered_off = apply(conn, dom, steps, xml, p, rec, observed["state"])
+        result = Result(changed=bool(steps), calls=rec.calls, changes=steps, xml=xml, powered_off=powered_off,
+                        needs_restart=bool(live_changes), restart_fields=live_changes)
         after_state = _after_state(p, observed)
         result["state"] = after_state
         result["domain"] = {"name": p["name"], "state": after_state,
@@ -259,9 +250,9 @@ def run(p, check_mode=False, want_diff=False):
                 result["warnings"] = ["libvirt stored these fields differently than rendered, so the next run "
                                       "will redefine again: %s" % [dict(c, before=_masked_value(c, "before"),
                                                                         after=_masked_value(c, "after")) for c in left]]
-        if want_diff:
-            diff = _diff(observed, before, desired, p, result)
-            result["diff"] = {"before": domain_spec.masked(diff["before"]), "after": domain_spec.masked(diff["after"])}
+        if diff:
+            shown = _diff(observed, before, desired, p, result)
+            result["diff"] = {"before": domain_spec.masked(shown["before"]), "after": domain_spec.masked(shown["after"])}
     result["xml"] = domain_xml.mask_xml(result["xml"])
     return result
 

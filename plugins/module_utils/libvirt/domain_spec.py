@@ -20,7 +20,7 @@ import re
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
 
-from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.errors import LibvirtModuleError
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import ModuleError
 
 DOMAIN_STATES = ("present", "running", "shutoff", "paused", "absent")
 DISK_TYPES = ("file", "block", "volume", "rbd")
@@ -55,7 +55,7 @@ MAX_TOPOLOGY = 1024
 
 
 def fail(msg):
-    raise LibvirtModuleError(msg)
+    raise ModuleError(msg)
 
 
 def check_text(value, what="", multiline=False):
@@ -244,7 +244,7 @@ def _extras(items):
 
 
 def desired_spec(p):
-    """Validate module parameters and return the spec of the owned fields (raises LibvirtModuleError)."""
+    """Validate module parameters and return the spec of the owned fields (raises ModuleError)."""
     name = check_name(p["name"])
     if p.get("uuid"):
         check_uuid(p["uuid"], "uuid")

@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import Result
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection as lv
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import domain_xml
 
@@ -27,12 +28,12 @@ def describe(dom):
             "metadata": spec["metadata"]}
 
 
-def run(p):
+def run(p, check_mode=False, diff=False):  # pylint: disable=unused-argument
+    """The whole libvirt_domain_info module (read-only: the same in check mode, nothing to diff)."""
     with lv.connect(p["uri"], readonly=True) as conn:
         host = p.get("host") or conn.getHostname()
         wanted = set(p.get("names") or [])
         domains = sorted((describe(dom) for dom in conn.listAllDomains(0) if not wanted or dom.name() in wanted),
                          key=lambda d: d["name"])
-    return {"changed": False, "host": host, "domains": domains,
-            "placement": dict((d["name"], host) for d in domains),
-            "missing": sorted(wanted - set(d["name"] for d in domains))}
+    return Result(changed=False, host=host, domains=domains, placement=dict((d["name"], host) for d in domains),
+                  missing=sorted(wanted - set(d["name"] for d in domains)))

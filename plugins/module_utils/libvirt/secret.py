@@ -14,10 +14,10 @@ __metaclass__ = type
 import uuid as uuidlib
 import xml.etree.ElementTree as ET
 
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import ModuleError, Result
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection as lv
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.domain_spec import (
     check_text, check_uuid, decode_key, secret_digest)
-from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.errors import LibvirtModuleError
 
 DIGEST_PREFIX = "hospital.cloud sha256:"
 # UUIDs derived from the usage name are the same on every host, so domain XML is too
@@ -47,16 +47,16 @@ def _lookup(conn, uuid, usage):
     try:
         secrets = conn.listAllSecrets()
     except lv.libvirt.libvirtError as exc:
-        raise LibvirtModuleError("listing the libvirt secrets failed: %s" % lv.error_text(exc))
+        raise ModuleError("listing the libvirt secrets failed: %s" % lv.error_text(exc))
     for sec in secrets:
         try:
             info = parse(sec.XMLDesc(0))
         except lv.libvirt.libvirtError as exc:
             if exc.get_error_code() == lv.libvirt.VIR_ERR_NO_SECRET:
                 continue  # removed since the listing
-            raise LibvirtModuleError("reading libvirt secret %s failed: %s" % (sec.UUIDString(), lv.error_text(exc)))
+            raise ModuleError("reading libvirt secret %s failed: %s" % (sec.UUIDString(), lv.error_text(exc)))
         except ET.ParseError as exc:
-            raise LibvirtModuleError("libvirt returned secret XML that does not parse: %s" % exc)
+            raise ModuleError("libvirt returned secret XML that does not parse: %s" % exc)
         if info["uuid"] == uuid:
             found["uuid"] = (sec, info)
         elif info["usage_type"] == "ceph" and info["usage"] == usage:
@@ -64,24 +64,25 @@ def _lookup(conn, uuid, usage):
     return found
 
 
-def run(p, check_mode=False, want_diff=False):
+def run(p, check_mode=False, diff=False):
+    """The whole libvirt_secret module: parameters -> Result (ModuleError on bad input or failure)."""
     check_text(p)
     usage = p["usage"]
     if not usage or not usage.strip():
-        raise LibvirtModuleError("usage: the ceph usage name is required (e.g. 'client.libvirt secret')")
+        raise ModuleError("usage: the ceph usage name is required (e.g. 'client.libvirt secret')")
     uuid = check_uuid(p["uuid"], "uuid") if p.get("uuid") else str(uuidlib.uuid5(UUID_NAMESPACE, "ceph:" + usage))
     raw = None
     if p["state"] == "present":
         if p.get("value") is None:
-            raise LibvirtModuleError("value: the cephx key is required with state=present")
+            raise ModuleError("value: the cephx key is required with state=present")
         raw = decode_key(p["value"])
     with lv.connect(p["uri"]) as conn:
         found = _lookup(conn, uuid, usage)
         if "usage" in found:
-            raise LibvirtModuleError("usage: secret %s already has usage ceph '%s'; one usage name belongs to one "
-                                     "secret (remove it or use its uuid)" % (found["usage"][1]["uuid"], usage))
+            raise ModuleError("usage: secret %s already has usage ceph '%s'; one usage name belongs to one "
+                              "secret (remove it or use its uuid)" % (found["usage"][1]["uuid"], usage))
         sec, before = found.get("uuid", (None, None))
-        changes = []
+        changes, digest = [], None
         if p["state"] == "absent":
             if sec is not None:
                 changes.append({"action": "undefine"})
@@ -94,25 +95,30 @@ def run(p, check_mode=False, want_diff=False):
             if before is None or before["digest"] != digest:
                 changes.append({"action": "set_value", "reason": "new secret" if before is None else
                                 "value differs (digest in the description)"})
-        calls = []
+        rec = lv.recorder(check_mode)
         for change in changes:
-            if check_mode:
-                calls.extend({"define": ["secretDefineXML"], "set_value": ["setValue", "secretDefineXML"],
-                              "undefine": ["undefine"]}[change["action"]])
-            elif change["action"] == "undefine":
-                lv.call(calls, "undefine", sec.undefine)
-            elif change["action"] == "define":
-                # the digest is recorded only after the value is set (a failed setValue leaves none)
-                old = before["digest"] if before and before["digest"] else ""
-                sec = lv.call(calls, "secretDefineXML", conn.secretDefineXML, render(uuid, usage, old, p["private"]))
-            else:
-                lv.call(calls, "setValue", sec.setValue, raw)
-                lv.call(calls, "secretDefineXML", conn.secretDefineXML, render(uuid, usage, digest, p["private"]))
-    result = {"changed": bool(changes), "changes": changes, "calls": calls, "uuid": uuid, "usage": usage}
-    if want_diff:
+            sec = _apply(conn, rec, change, sec, render_args=(uuid, usage, before, p["private"]), raw=raw,
+                         digest=digest)
+    result = Result(changed=bool(changes), calls=rec.calls, changes=changes, uuid=uuid, usage=usage)
+    if diff:
         public = ("uuid", "usage", "private")
         result["diff"] = {"before": dict((k, before[k]) for k in public) if before else {},
                           "after": {} if p["state"] == "absent" else dict(
                               uuid=uuid, usage=usage, private=p["private"],
                               value="(changed)" if any(c["action"] == "set_value" for c in changes) else "(unchanged)")}
     return result
+
+
+def _apply(conn, rec, change, sec, render_args, raw, digest):
+    """One planned change through the recorder (in check mode recorded only); returns the secret."""
+    uuid, usage, before, private = render_args
+    if change["action"] == "undefine":
+        rec.call("undefine", lv.method(sec, "undefine"))
+    elif change["action"] == "define":
+        # the digest is recorded only after the value is set (a failed setValue leaves none)
+        old = before["digest"] if before and before["digest"] else ""
+        sec = rec.call("secretDefineXML", conn.secretDefineXML, render(uuid, usage, old, private)) or sec
+    else:
+        rec.call("setValue", lv.method(sec, "setValue", raw))
+        rec.call("secretDefineXML", conn.secretDefineXML, render(uuid, usage, digest, private))
+    return sec

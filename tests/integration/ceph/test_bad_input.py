@@ -93,7 +93,7 @@ def test_bad_input_fails_clearly_and_changes_nothing(ceph_module, ceph_cluster, 
     assert res["failed"] is True, res
     assert message in res["msg"], res["msg"]
     assert "Traceback" not in res["_stderr"] and "Traceback" not in res["msg"]
-    assert res.get("commands", []) == []
+    assert res.get("calls", []) == []
     assert _state(mon) == before
 
 

@@ -27,12 +27,12 @@ def test_four_step_check_apply_check_apply(ceph_module, ceph_cluster, mon, pool_
     assert pre["diff"]["before"] == {"state": "absent"}
     applied = ceph_module("ceph_pool", args, diff=True)
     assert applied["changed"] is True, applied
-    assert applied["commands"] == pre["commands"]
-    assert applied["commands"][0]["prefix"] == "osd pool create"
+    assert applied["calls"] == pre["calls"]
+    assert applied["calls"][0]["prefix"] == "osd pool create"
     post = ceph_module("ceph_pool", args, check=True)
-    assert post["changed"] is False and post["commands"] == [], post
+    assert post["changed"] is False and post["calls"] == [], post
     again = ceph_module("ceph_pool", args)
-    assert again["changed"] is False and again["commands"] == [], again
+    assert again["changed"] is False and again["calls"] == [], again
     p = pool_detail(mon, pool_name)
     assert (p["size"], p["min_size"], p["pg_num_target"], p["pg_autoscale_mode"]) == (2, 1, 16, "off")
     assert sorted(p["application_metadata"]) == ["rados", "rbd"]
@@ -90,11 +90,11 @@ def test_drift_behind_the_modules_back_is_corrected(ceph_module, ceph_cluster, m
     assert check["changed"] is True, (label, check)
     res = ceph_module("ceph_pool", dict(BASE, name=drift_pool), diff=True)
     assert res["changed"] is True and not res.get("failed"), res
-    assert [_what(c) for c in res["commands"]] == expected
-    assert res["commands"] == check["commands"]
+    assert [_what(c) for c in res["calls"]] == expected
+    assert res["calls"] == check["calls"]
     assert res["diff"]["before"] != res["diff"]["after"]
     again = ceph_module("ceph_pool", dict(BASE, name=drift_pool))
-    assert again["changed"] is False and again["commands"] == [], again
+    assert again["changed"] is False and again["calls"] == [], again
     p = pool_detail(mon, drift_pool)
     assert (p["size"], p["min_size"], p["pg_num_target"], p["pg_placement_num_target"]) == (3, 2, 8, 8)
     assert p["pg_autoscale_mode"] == "off" and list(p["application_metadata"]) == ["rbd"]
@@ -110,7 +110,7 @@ def test_erasure_coded_pool(ceph_module, ceph_cluster, mon, pool_name):
                 "pg_autoscale_mode": "off", "application": ["rados"], "max_objects": 500}
         first = ceph_module("ceph_pool", args)
         assert first["changed"] is True and not first.get("failed"), first
-        assert first["commands"][0]["erasure_code_profile"] == profile
+        assert first["calls"][0]["erasure_code_profile"] == profile
         second = ceph_module("ceph_pool", args)
         assert second["changed"] is False, second
         assert second["pool"]["pool_type"] == "erasure" and second["pool"]["size"] == 3
@@ -133,11 +133,11 @@ def test_pg_num_with_autoscaler_on_is_a_warning_not_silently_dropped(ceph_module
                                       "application": ["rbd"]})
     assert first["changed"] and any("initial value" in w for w in _warnings(first)), first
     res = ceph_module("ceph_pool", {"name": pool_name, "pg_num": 16, "pg_autoscale_mode": "on"})
-    assert res["changed"] is False and res["commands"] == [], res
+    assert res["changed"] is False and res["calls"] == [], res
     assert any("pg_num=16 not applied" in w for w in _warnings(res)), res
     assert pool_detail(mon, pool_name)["pg_num_target"] != 16
     off = ceph_module("ceph_pool", {"name": pool_name, "pg_num": 16, "pg_autoscale_mode": "off"})
-    assert [(c["var"], c["val"]) for c in off["commands"]] == [("pg_autoscale_mode", "off"), ("pg_num", "16")]
+    assert [(c["var"], c["val"]) for c in off["calls"]] == [("pg_autoscale_mode", "off"), ("pg_num", "16")]
     assert not _warnings(off)
     p = pool_detail(mon, pool_name)
     assert (p["pg_num_target"], p["pg_placement_num_target"], p["pg_autoscale_mode"]) == (16, 16, "off")
@@ -159,22 +159,22 @@ def test_size_one_needs_its_opt_in(ceph_module, ceph_cluster, mon, pool_name):
     assert refused["failed"] and "allow_size_one" in refused["msg"]
     assert pool_detail(mon, pool_name)["size"] == 2
     res = ceph_module("ceph_pool", {"name": pool_name, "size": 1, "min_size": 1, "allow_size_one": True})
-    assert res["changed"] and res["commands"][0].get("yes_i_really_mean_it") is True, res
+    assert res["changed"] and res["calls"][0].get("yes_i_really_mean_it") is True, res
     assert pool_detail(mon, pool_name)["size"] == 1
 
 
 def test_delete_needs_opt_in_and_restores_mon_allow_pool_delete(ceph_module, ceph_cluster, mon, pool_name):
     ceph_module("ceph_pool", {"name": pool_name, "pg_num": 8, "pg_autoscale_mode": "off", "application": ["rados"]})
     refused = ceph_module("ceph_pool", {"name": pool_name, "state": "absent"})
-    assert refused["failed"] and "allow_delete" in refused["msg"] and refused["commands"] == []
+    assert refused["failed"] and "allow_delete" in refused["msg"] and refused["calls"] == []
     assert pool_detail(mon, pool_name) is not None
     check = ceph_module("ceph_pool", {"name": pool_name, "state": "absent", "allow_delete": True}, check=True)
     assert check["changed"] and pool_detail(mon, pool_name) is not None
     res = ceph_module("ceph_pool", {"name": pool_name, "state": "absent", "allow_delete": True})
-    assert res["changed"] and res["commands"] == check["commands"], res
-    assert [c["prefix"] for c in res["commands"]] == ["config set", "osd pool delete", "config rm"]
+    assert res["changed"] and res["calls"] == check["calls"], res
+    assert [c["prefix"] for c in res["calls"]] == ["config set", "osd pool delete", "config rm"]
     assert pool_detail(mon, pool_name) is None
     assert mon("config get", who="mon", key="mon_allow_pool_delete") in (False, "false")
     assert not [e for e in mon("config dump") if e["name"] == "mon_allow_pool_delete"]
     gone = ceph_module("ceph_pool", {"name": pool_name, "state": "absent", "allow_delete": True})
-    assert gone["changed"] is False and gone["commands"] == []
+    assert gone["changed"] is False and gone["calls"] == []

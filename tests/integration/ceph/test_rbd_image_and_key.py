@@ -59,17 +59,17 @@ def test_golden_import_snapshot_protect_clone_chain(ceph_module, ceph_cluster, r
               "features": ["layering", "exclusive-lock", "object-map", "fast-diff"],
               "snapshots": [{"name": "base", "protected": True}]}
     pre = ceph_module("rbd_image", golden, check=True)
-    assert pre["changed"] and [c["prefix"] for c in pre["commands"]] == [
+    assert pre["changed"] and [c["prefix"] for c in pre["calls"]] == [
         "rbd create", "rbd import", "rbd rename", "rbd snap create", "rbd snap protect"], pre
     first = ceph_module("rbd_image", golden, diff=True)
-    assert first["changed"] and first["commands"] == pre["commands"], first
+    assert first["changed"] and first["calls"] == pre["calls"], first
     assert ceph_module("rbd_image", golden, check=True)["changed"] is False
     assert ceph_module("rbd_image", golden)["changed"] is False
     assert _read(ceph_cluster, rbd_pool, "golden", 3 << 20) == payload
     for vm in ("vm-1", "vm-2"):
         clone = {"pool": rbd_pool, "name": vm, "clone_from": {"image": "golden", "snapshot": "base"}, "size": "32M"}
         res = ceph_module("rbd_image", clone)
-        assert [c["prefix"] for c in res["commands"]] == ["rbd clone", "rbd resize"], res
+        assert [c["prefix"] for c in res["calls"]] == ["rbd clone", "rbd resize"], res
         assert res["image"]["parent"] == {"pool": rbd_pool, "image": "golden", "snapshot": "base"}
     _write(ceph_cluster, rbd_pool, "vm-1", b"patient-data" * 100, offset=1 << 20)
     again = ceph_module("rbd_image", {"pool": rbd_pool, "name": "vm-1",
@@ -82,14 +82,14 @@ def test_golden_import_snapshot_protect_clone_chain(ceph_module, ceph_cluster, r
                                       "clone_from": {"image": "golden", "snapshot": "other"}})
     assert other["failed"] and "not re-cloned" in other["msg"]
     busy = ceph_module("rbd_image", {"pool": rbd_pool, "name": "golden", "state": "absent", "allow_delete": True})
-    assert busy["failed"] and "clones" in busy["msg"] and busy["commands"] == []
+    assert busy["failed"] and "clones" in busy["msg"] and busy["calls"] == []
 
 
 def test_plain_image_grow_shrink_features_remove(ceph_module, ceph_cluster, rbd_pool):
     img = {"pool": rbd_pool, "name": "plain", "size": "8M", "features": ["layering"]}
     assert ceph_module("rbd_image", img)["changed"]
     grown = ceph_module("rbd_image", dict(img, size="16M", features=["layering", "exclusive-lock"]))
-    assert [c["prefix"] for c in grown["commands"]] == ["rbd resize", "rbd feature enable"], grown
+    assert [c["prefix"] for c in grown["calls"]] == ["rbd resize", "rbd feature enable"], grown
     assert ceph_module("rbd_image", dict(img, size="16M", features=["layering", "exclusive-lock"]))["changed"] is False
     refused = ceph_module("rbd_image", dict(img, size="8M"))
     assert refused["failed"] and "allow_shrink" in refused["msg"]
@@ -99,7 +99,7 @@ def test_plain_image_grow_shrink_features_remove(ceph_module, ceph_cluster, rbd_
     assert refused["failed"] and "allow_delete" in refused["msg"]
     gone = ceph_module("rbd_image", {"pool": rbd_pool, "name": "plain", "state": "absent", "allow_delete": True,
                                      "snapshots": None})
-    assert gone["changed"] and gone["commands"][-1]["prefix"] == "rbd rm"
+    assert gone["changed"] and gone["calls"][-1]["prefix"] == "rbd rm"
     assert ceph_module("rbd_image", {"pool": rbd_pool, "name": "plain", "state": "absent"})["changed"] is False
 
 
@@ -111,7 +111,7 @@ def test_ceph_key_caps_keyring_and_no_key_in_output(ceph_module, ceph_cluster, m
         pre = ceph_module("ceph_key", args, check=True, diff=True)
         assert pre["changed"] and not dest.exists(), pre
         first = ceph_module("ceph_key", args, diff=True)
-        assert first["changed"] and first["commands"] == pre["commands"], first
+        assert first["changed"] and first["calls"] == pre["calls"], first
         key = mon("auth get", entity="client.hc-t-libvirt")[0]["key"]
         assert stat.S_IMODE(dest.stat().st_mode) == 0o600
         assert "key = %s" % key in dest.read_text()
@@ -119,7 +119,7 @@ def test_ceph_key_caps_keyring_and_no_key_in_output(ceph_module, ceph_cluster, m
         assert ceph_module("ceph_key", args)["changed"] is False
         ceph_cluster.cli("auth", "caps", "client.hc-t-libvirt", "mon", "allow r")
         fixed = ceph_module("ceph_key", args, diff=True)
-        assert fixed["changed"] and fixed["commands"][0]["prefix"] == "auth caps"
+        assert fixed["changed"] and fixed["calls"][0]["prefix"] == "auth caps"
         assert mon("auth get", entity="client.hc-t-libvirt")[0]["caps"]["mon"] == "profile rbd"
         assert 'caps mon = "profile rbd"' in dest.read_text()
         moded = ceph_module("ceph_key", dict(args, mode="0640"))
@@ -280,7 +280,7 @@ def test_import_killed_half_way_is_reimported_not_cloned(ceph_module, ceph_clust
         r.shutdown()
     again = ceph_module("rbd_image", args)
     assert again["changed"] and not again.get("failed"), again
-    assert [c["prefix"] for c in again["commands"]] == [
+    assert [c["prefix"] for c in again["calls"]] == [
         "rbd rm", "rbd create", "rbd import", "rbd rename", "rbd snap create", "rbd snap protect"], again
     r = ceph_cluster.rados()
     try:

@@ -15,35 +15,73 @@ from conftest import FQCN, cleanup, validate, virsh  # pylint: disable=no-name-i
 pytestmark = [pytest.mark.libvirt, pytest.mark.timeout(300)]
 
 
+def _overlay_args(work, base_image, domain_name, libvirt_uri, libvirt_domain_type):
+    """A qcow2 overlay on the base image in `work`, and the module arguments booting it."""
+    os.chmod(work, 0o755)  # qemu (libvirt-qemu) must reach the overlay
+    overlay = work / "root.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base_image.qcow2),
+                    str(overlay)], check=True)
+    return overlay, {"name": domain_name, "uri": libvirt_uri, "domain_type": libvirt_domain_type,
+                     "state": "running", "vcpus": 1, "memory": 384, "machine": "pc",
+                     "boot": {"kernel": str(base_image.kernel), "initrd": str(base_image.initrd),
+                              "cmdline": base_image.cmdline + " systemd.unit=multi-user.target"},
+                     "disks": [{"path": str(overlay), "target": "vda", "cache": "none"}],
+                     "serial_console": True, "serial_log": str(work / "console.log")}
+
+
+def _wait_for_console(log, needle, seconds):
+    text, deadline = "", time.monotonic() + seconds
+    while time.monotonic() < deadline and needle not in text:
+        time.sleep(1)
+        text = log.read_text(errors="replace") if log.exists() else ""
+    return text
+
+
 @pytest.mark.image
 @pytest.mark.slow
 def test_direct_kernel_boot_of_the_base_image(run_module, base_image, libvirt_uri, libvirt_domain_type,
                                               domain_name, tmp_path):
     work = Path(tempfile.mkdtemp(prefix="hc-test-boot-", dir="/var/tmp"))
-    os.chmod(work, 0o755)  # qemu (libvirt-qemu) must reach the overlay
     try:
-        overlay = work / "root.qcow2"
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(base_image.qcow2),
-                        str(overlay)], check=True)
-        args = {"name": domain_name, "uri": libvirt_uri, "domain_type": libvirt_domain_type, "state": "running",
-                "vcpus": 1, "memory": 384, "machine": "pc", "shutdown_timeout": 0,
-                "boot": {"kernel": str(base_image.kernel), "initrd": str(base_image.initrd),
-                         "cmdline": base_image.cmdline + " systemd.unit=multi-user.target"},
-                "disks": [{"path": str(overlay), "target": "vda", "cache": "none"}],
-                "serial_console": True, "serial_log": str(work / "console.log")}
+        overlay, args = _overlay_args(work, base_image, domain_name, libvirt_uri, libvirt_domain_type)
+        args["shutdown_timeout"] = 0
         res = run_module(FQCN, args, diff=True)
         assert res["changed"] and not res.get("failed"), res
         validate(res["xml"], tmp_path)
         assert virsh(libvirt_uri, "domstate", domain_name).strip() == "running"
-        log, text = work / "console.log", ""
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and "Linux version" not in text:
-            time.sleep(1)
-            text = log.read_text(errors="replace") if log.exists() else ""
+        text = _wait_for_console(work / "console.log", "Linux version", 120)
         assert "Linux version" in text, "the guest kernel did not start:\n" + text[-2000:]
         assert run_module(FQCN, args)["changed"] is False
         gone = run_module(FQCN, dict(args, state="absent", remove_storage=True))
         assert gone["changed"] and not overlay.exists()
+    finally:
+        cleanup(libvirt_uri, domain_name)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.mark.image
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_stop_with_the_default_timeout_check_mode_predicts_the_real_calls(
+        run_module, base_image, libvirt_uri, libvirt_domain_type, domain_name):
+    """Issue #15: a booted Debian guest (TCG) stopped with the DEFAULT shutdown_timeout: the calls
+    check mode returns are the calls the real run makes, and the guest shuts itself down (ACPI)."""
+    work = Path(tempfile.mkdtemp(prefix="hc-test-stop-", dir="/var/tmp"))
+    try:
+        dummy, args = _overlay_args(work, base_image, domain_name, libvirt_uri, libvirt_domain_type)
+        assert "shutdown_timeout" not in args  # the module's default (120 s)
+        assert not run_module(FQCN, args).get("failed")
+        text = _wait_for_console(work / "console.log", "login:", 300)
+        assert "login:" in text, "the guest did not finish booting:\n" + text[-2000:]
+        stop = dict(args, state="shutoff")
+        predicted = run_module(FQCN, stop, check=True)
+        assert virsh(libvirt_uri, "domstate", domain_name).strip() == "running"
+        real = run_module(FQCN, stop)
+        assert predicted["changed"] and real["changed"] and predicted["changes"] == real["changes"]
+        assert predicted["calls"] == real["calls"] == ["shutdown", "destroy if still running after 120 s"], \
+            (predicted["calls"], real["calls"])
+        assert real["powered_off"] is False, "the booted guest should shut itself down on the ACPI request"
+        assert virsh(libvirt_uri, "domstate", domain_name).strip() == "shut off"
     finally:
         cleanup(libvirt_uri, domain_name)
         shutil.rmtree(work, ignore_errors=True)

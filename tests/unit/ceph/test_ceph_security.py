@@ -2,72 +2,76 @@
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 
 import pytest
 
-from ansible.module_utils import basic
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import ModuleError
 from ansible_collections.hospital.cloud.plugins.module_utils.ceph import client, key
-
-
-def _module(monkeypatch, **args):
-    """A real AnsibleModule with the ceph_key argument spec (as the module builds it)."""
-    spec = key.argument_spec()
-    spec.update(client.connection_argument_spec())
-    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", json.dumps({"ANSIBLE_MODULE_ARGS": args}).encode())
-    monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy", raising=False)
-    return basic.AnsibleModule(argument_spec=spec, supports_check_mode=True)
+from ansible_collections.hospital.cloud.plugins.modules import ceph_key, ceph_pool
 
 
 TEXT = "[client.x]\n\tkey = AQBd4nxmAAAAABAAK3vpdEyO2hhhSDAJEeEX2g==\n"
 
 
+def _key_params(**args):
+    """ceph_key parameters with the module's defaults (as AnsibleModule fills them in)."""
+    p = dict((k, v.get("default")) for k, v in ceph_key.argument_spec().items())
+    p.update(args)
+    return p
+
+
+def refusal(validate, p):
+    """The message validate() raises for p (None when it accepts p)."""
+    try:
+        validate(p)
+    except ModuleError as exc:
+        return exc.msg
+    return None
+
+
 def test_new_keyring_is_never_readable_by_others(monkeypatch, tmp_path):
     """Every moment the keyring exists under its name (and as a temporary file), others cannot read it."""
     dest = tmp_path / "ceph.client.x.keyring"
-    module = _module(monkeypatch, name="client.x", dest=str(dest), mode="0600")
+    want = key.desired(_key_params(name="client.x", dest=str(dest), mode="0640"))
     seen = []
-    real_set = module.set_fs_attributes_if_different
-
-    def watch(file_args, changed, *a, **kw):
-        # the moment after the file is in place and before its mode/owner are set
-        seen.append(stat.S_IMODE(os.stat(file_args["path"]).st_mode))
-        return real_set(file_args, changed, *a, **kw)
-
-    real_rename = os.rename
+    real_rename, real_chmod = os.rename, os.chmod
 
     def watch_rename(src, dst, *a, **kw):
         seen.append(stat.S_IMODE(os.stat(src).st_mode))
         return real_rename(src, dst, *a, **kw)
 
-    monkeypatch.setattr(module, "set_fs_attributes_if_different", watch)
+    def watch_chmod(path, mode, *a, **kw):
+        # the moment after the file is in place and before its mode is set
+        seen.append(stat.S_IMODE(os.stat(path).st_mode))
+        return real_chmod(path, mode, *a, **kw)
+
     monkeypatch.setattr(os, "rename", watch_rename)
+    monkeypatch.setattr(os, "chmod", watch_chmod)
     old_umask = os.umask(0o022)
     try:
-        assert key._write_keyring(module, module.params, TEXT) is True
+        key.write_keyring(want["file"], TEXT, key.file_mode(want["file"]["mode"]))
     finally:
         os.umask(old_umask)
-    assert seen and all(m & 0o077 == 0 for m in seen), ["%o" % m for m in seen]
-    assert stat.S_IMODE(dest.stat().st_mode) == 0o600 and dest.read_text() == TEXT
+    assert len(seen) == 2 and all(m & 0o077 == 0 for m in seen), ["%o" % m for m in seen]
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o640 and dest.read_text() == TEXT
 
 
-def test_unknown_group_fails_before_anything_is_written(monkeypatch, tmp_path):
+def test_unknown_group_fails_before_anything_is_written(tmp_path):
     dest = tmp_path / "ceph.client.x.keyring"
-    module = _module(monkeypatch, name="client.x", dest=str(dest), group="hc-no-such-group")
-    with pytest.raises(client.CephError, match="unknown group 'hc-no-such-group'"):
-        key._write_keyring(module, module.params, TEXT)
+    with pytest.raises(ModuleError, match="unknown group 'hc-no-such-group'"):
+        key.desired(_key_params(name="client.x", dest=str(dest), group="hc-no-such-group"))
     assert os.listdir(tmp_path) == []
 
 
 def _pool(**kw):
     from ansible_collections.hospital.cloud.plugins.module_utils.ceph import pool  # noqa: E402
 
-    p = dict((k, v.get("default")) for k, v in pool.argument_spec().items())
+    p = dict((k, v.get("default")) for k, v in ceph_pool.argument_spec().items())
     p.update(name="vms")
     p.update(kw)
-    return pool.validate(p)
+    return refusal(pool.validate, p)
 
 
 @pytest.mark.parametrize("kw,msg", [
@@ -96,10 +100,9 @@ def test_pool_accepts_opted_in_and_in_range_values(kw):
 
 
 def _key(**kw):
-    p = dict((k, v.get("default")) for k, v in key.argument_spec().items())
-    p.update(client="client.admin")
+    p = _key_params(client="client.admin")
     p.update(kw)
-    return key.validate(p)
+    return refusal(key.validate, p)
 
 
 @pytest.mark.parametrize("name", ["client.admin", "client.bootstrap-osd", "client.bootstrap-rbd", "mon.a",
@@ -121,5 +124,5 @@ def test_key_caps_with_control_characters_refused():
 
 def test_connect_timeout_bounds():
     for value in (0, 10 ** 30):
-        with pytest.raises(client.CephError, match="connect_timeout must be a number of seconds from 1 to 3600"):
+        with pytest.raises(ModuleError, match="connect_timeout must be a number of seconds from 1 to 3600"):
             client.CephClient(connect_timeout=value).connect()

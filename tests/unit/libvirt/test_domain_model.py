@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import domain, domain_spec, domain_xml
-from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.errors import LibvirtModuleError
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import ModuleError
 from ansible_collections.hospital.cloud.plugins.modules import libvirt_domain
 from libvirt_unit_helpers import SECRET, disk, params, rbd
 
@@ -87,7 +87,7 @@ BAD = [
 
 @pytest.mark.parametrize("over,msg", BAD, ids=[m for _o, m in BAD])
 def test_bad_input_is_rejected_with_a_clear_message(over, msg):
-    with pytest.raises(LibvirtModuleError) as err:
+    with pytest.raises(ModuleError) as err:
         domain_spec.desired_spec(params(**over))
     assert msg in err.value.msg
 

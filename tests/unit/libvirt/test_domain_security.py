@@ -7,7 +7,7 @@ import libvirt
 import pytest
 
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import domain, secret
-from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.errors import LibvirtModuleError
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import ModuleError
 
 from libvirt_unit_helpers import disk, params
 
@@ -32,8 +32,9 @@ def test_stop_with_the_default_timeout_prediction_matches_the_real_calls(conn, s
     predicted = domain.run(p, check_mode=True)
     real = domain.run(p)
     assert real["calls"][0] == "shutdown", real["calls"]
-    assert "destroy" not in real["calls"], real["calls"]  # the guest stopped by itself: no power-off
-    assert domain.predicted_matches(predicted["calls"], real["calls"]), (predicted["calls"], real["calls"])
+    assert "destroy" not in real["calls"], real["calls"]
+    assert real["powered_off"] is False  # the guest stopped by itself: no power-off
+    assert predicted["calls"] == real["calls"], (predicted["calls"], real["calls"])
     assert predicted["changes"] == real["changes"]
     if state == "absent":
         domain.run(p)
@@ -50,12 +51,25 @@ def test_force_powers_off_at_once(conn):
     assert predicted["calls"] == real["calls"] == ["destroy", "undefineFlags"]
 
 
-def test_predicted_matches_rule():
-    cond = domain.CONDITIONAL_DESTROY % 120
-    assert domain.predicted_matches(["shutdown", cond, "undefineFlags"], ["shutdown", "undefineFlags"])
-    assert domain.predicted_matches(["shutdown", cond, "undefineFlags"], ["shutdown", "destroy", "undefineFlags"])
-    assert not domain.predicted_matches(["shutdown", cond], ["destroy"])
-    assert not domain.predicted_matches(["shutdown", "destroy"], ["shutdown"])
+def test_recorder_records_in_check_mode_and_calls_for_real():
+    """The one recorder both backends use: check mode records without calling, a real run calls
+    and records, and a backend error becomes a ModuleError carrying the calls made so far."""
+    from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import Recorder  # noqa: E402
+    from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection  # noqa: E402
+
+    made = []
+    check = Recorder(check_mode=True)
+    assert check.call("defineXML", made.append, 1) is None and check.calls == ["defineXML"] and made == []
+    real = connection.recorder()
+    real.call("defineXML", made.append, 1)
+    assert real.calls == ["defineXML"] and made == [1]
+
+    def fail():
+        raise libvirt.libvirtError("boom")
+
+    with pytest.raises(ModuleError, match="createWithFlags failed") as err:
+        real.call("createWithFlags", fail)
+    assert err.value.details["calls"] == ["defineXML", "createWithFlags"]
 
 
 CONTROL = [
@@ -82,7 +96,7 @@ CONTROL = [
 def test_control_characters_and_out_of_range_values_fail_clearly(conn, over, msg):
     before = sorted(d.name() for d in conn.listAllDomains())
     for check in (True, False):
-        with pytest.raises(LibvirtModuleError) as err:
+        with pytest.raises(ModuleError) as err:
             domain.run(params(state="running", **over), check_mode=check)
         assert msg in err.value.msg
     assert sorted(d.name() for d in conn.listAllDomains()) == before
@@ -98,9 +112,9 @@ def test_secret_lookup_error_is_a_message_not_a_traceback():
     """test:///default has no secret driver: listing secrets raises a libvirtError."""
     p = {"uri": URI, "usage": "client.libvirt secret", "uuid": None, "state": "present", "private": True,
          "value": "AQBd4nxmAAAAABAAK3vpdEyO2hhhSDAJEeEX2g=="}
-    with pytest.raises(LibvirtModuleError, match="listing the libvirt secrets failed: this function is not supported"):
+    with pytest.raises(ModuleError, match="listing the libvirt secrets failed: this function is not supported"):
         secret.run(p, check_mode=True)
-    with pytest.raises(LibvirtModuleError, match="usage: contains the control character U\\+0000"):
+    with pytest.raises(ModuleError, match="usage: contains the control character U\\+0000"):
         secret.run(dict(p, usage="client.libvirt\x00secret"), check_mode=True)
 
 
@@ -143,7 +157,7 @@ def test_graphics_defaults_to_loopback_and_roundtrips_listen_password_tls(tmp_pa
     ({"graphics": "vnc", "graphics_password": ""}, "must not be empty"),
 ])
 def test_graphics_bad_input(over, msg):
-    with pytest.raises(LibvirtModuleError) as err:
+    with pytest.raises(ModuleError) as err:
         domain_spec.desired_spec(params(**over))
     assert msg in err.value.msg
 
@@ -158,7 +172,7 @@ def test_graphics_non_loopback_with_password_or_opt_in():
 def test_graphics_password_never_in_the_result_test_driver(conn):
     p = params(graphics="vnc", graphics_listen="0.0.0.0", graphics_password="pw-1234")
     for check in (True, False, False):
-        res = domain.run(p, check_mode=check, want_diff=True)
+        res = domain.run(p, check_mode=check, diff=True)
         assert "pw-1234" not in str(res), res
     assert res["changed"] is False
     domain.run(dict(p, state="absent"))

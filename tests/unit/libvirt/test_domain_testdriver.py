@@ -10,7 +10,7 @@ import libvirt
 import pytest
 
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import domain
-from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.errors import LibvirtModuleError
+from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import ModuleError
 
 from libvirt_unit_helpers import disk, params
 
@@ -26,8 +26,8 @@ def conn():
 
 def converge(p):
     """check mode, then real: the prediction must equal what the real run did."""
-    predicted = domain.run(p, check_mode=True, want_diff=True)
-    real = domain.run(p, check_mode=False, want_diff=True)
+    predicted = domain.run(p, check_mode=True, diff=True)
+    real = domain.run(p, check_mode=False, diff=True)
     assert predicted["changes"] == real["changes"]
     # the test driver lacks VIR_DOMAIN_START_PAUSED: the module falls back to start + suspend
     assert predicted["calls"] == [c for c in real["calls"] if "unsupported" not in c]
@@ -89,13 +89,13 @@ def test_drift_is_detected_and_corrected_with_stable_uuid_and_mac(conn):
 
 
 def test_state_only_use_and_errors(conn):
-    with pytest.raises(LibvirtModuleError, match="does not exist; give vcpus and memory"):
+    with pytest.raises(ModuleError, match="does not exist; give vcpus and memory"):
         domain.run(params(vcpus=None, memory=None, state="running"))
     converge(params(state="shutoff"))
     res = converge(params(vcpus=None, memory=None, state="running"))
     assert [s["action"] for s in res["changes"]] == ["start"]
-    with pytest.raises(LibvirtModuleError, match="cannot change a domain's uuid"):
+    with pytest.raises(ModuleError, match="cannot change a domain's uuid"):
         domain.run(params(uuid="5f3a1c9e-2b4d-4e8f-9a1b-0c2d3e4f5a6b"))
-    with pytest.raises(LibvirtModuleError, match="remove_storage: only used with state=absent"):
+    with pytest.raises(ModuleError, match="remove_storage: only used with state=absent"):
         domain.run(params(remove_storage=True))
     converge(params(state="absent"))
