@@ -71,7 +71,9 @@ def ensure_libvirtd(uri: str = URI, timeout: float = 30) -> float:
     for daemon in ("virtlogd", "libvirtd"):
         path = shutil.which(daemon) or "/usr/sbin/" + daemon
         res = subprocess.run([path, "-d"], capture_output=True, text=True, check=False)
-        if res.returncode != 0 and "already running" not in (res.stderr or ""):
+        # "Unable to obtain pidfile": a running daemon holds the lock (it was only slow to answer under load)
+        running = any(m in (res.stderr or "") for m in ("already running", "Unable to obtain pidfile"))
+        if res.returncode != 0 and not running:
             # a stale pid file from a daemon that died is the usual reason: libvirtd says so
             raise LibvirtError("%s -d failed: %s" % (daemon, res.stderr.strip()))
     while time.monotonic() - t0 < timeout:
