@@ -10,14 +10,7 @@ from ansible_collections.hospital.cloud.plugins.module_utils.common.contract imp
 from ansible_collections.hospital.cloud.plugins.module_utils.ceph import client, image, key, pool
 from ansible_collections.hospital.cloud.plugins.modules import ceph_key, ceph_pool, rbd_image
 
-
-def refusal(validate, p):
-    """The message validate() raises for p (None when it accepts p)."""
-    try:
-        validate(p)
-    except ModuleError as exc:
-        return exc.msg
-    return None
+from refusals import refusal
 
 
 HAVE = {"pool_type": "replicated", "erasure_profile": None, "size": 3, "min_size": 2,

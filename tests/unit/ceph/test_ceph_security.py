@@ -11,6 +11,8 @@ from ansible_collections.hospital.cloud.plugins.module_utils.common.contract imp
 from ansible_collections.hospital.cloud.plugins.module_utils.ceph import client, key
 from ansible_collections.hospital.cloud.plugins.modules import ceph_key, ceph_pool
 
+from refusals import refusal
+
 
 TEXT = "[client.x]\n\tkey = AQBd4nxmAAAAABAAK3vpdEyO2hhhSDAJEeEX2g==\n"
 
@@ -20,15 +22,6 @@ def _key_params(**args):
     p = dict((k, v.get("default")) for k, v in ceph_key.argument_spec().items())
     p.update(args)
     return p
-
-
-def refusal(validate, p):
-    """The message validate() raises for p (None when it accepts p)."""
-    try:
-        validate(p)
-    except ModuleError as exc:
-        return exc.msg
-    return None
 
 
 def test_new_keyring_is_never_readable_by_others(monkeypatch, tmp_path):
