@@ -138,3 +138,22 @@ def test_run_module_runs_module_code(run_module):
                                                     "option": "b", "value": "c", "create": False})
     assert out["failed"] is True
     assert "nonexistent" in out["msg"] or "Destination" in out["msg"]
+
+
+@pytest.mark.libvirt
+def test_libvirt_keeps_its_qemu_capabilities_between_defines(libvirt_uri, domain_name, tmp_path):
+    """libvirtd probes QEMU once, not on every define (where /dev/kvm's group did not match libvirt's QEMU
+    user, each define re-probed: 32 s; see testbed.libvirt.align_kvm_device_group)."""
+    cache = Path("/var/cache/libvirt/qemu/capabilities")
+    xml = """<domain type='qemu'><name>%s</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
+      <os><type arch='x86_64' machine='pc'>hvm</type></os></domain>""" % domain_name
+    _define(libvirt_uri, xml, tmp_path)  # the first define may probe (a cold daemon)
+    before = {p.name: p.stat().st_mtime_ns for p in cache.glob("*.xml")}
+    t0 = time.monotonic()
+    virsh(libvirt_uri, "undefine", domain_name)
+    _define(libvirt_uri, xml, tmp_path)
+    virsh(libvirt_uri, "undefine", domain_name)
+    _define(libvirt_uri, xml, tmp_path)
+    elapsed = time.monotonic() - t0
+    assert before and {p.name: p.stat().st_mtime_ns for p in cache.glob("*.xml")} == before, \
+        "libvirtd probed QEMU again (capabilities cache rewritten); two defines took %.1f s" % elapsed

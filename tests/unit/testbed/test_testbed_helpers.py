@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import grp
+import os
+import pwd
 import socket
 import sys
 from pathlib import Path
+
+import pytest
 
 from testbed import ceph, clocks, collections_check, libvirt
 
@@ -73,3 +78,20 @@ def test_collections_check_names_missing_and_out_of_range_collections():
     have = collections_check.installed(str(Path(sys.executable).parent / "ansible-galaxy"))
     assert collections_check.problems(collections_check.required(), have) == []
     assert {"community.libvirt", "ansible.posix"} <= set(collections_check.required())
+
+
+def test_kvm_device_group_aligned_with_libvirts_qemu_user_once(tmp_path):
+    """A device in a group libvirt's QEMU user is not in gets the user's group; then nothing to do."""
+    user = pwd.getpwuid(os.getuid()).pw_name
+    mine = {g.gr_gid for g in grp.getgrall() if user in g.gr_mem} | {os.getgid()}
+    other = next((g for g in grp.getgrall() if g.gr_gid not in mine), None)
+    if os.getuid() != 0 or other is None:
+        pytest.skip("needs root (chown to another group) and a group the user is not in")
+    dev = tmp_path / "kvm"
+    dev.write_text("")
+    os.chown(dev, -1, other.gr_gid)
+    target = grp.getgrgid(os.getgid()).gr_name
+    assert libvirt.align_kvm_device_group(str(dev), group=target, qemu_user=user) is True
+    assert dev.stat().st_gid == os.getgid()
+    assert libvirt.align_kvm_device_group(str(dev), group=target, qemu_user=user) is False
+    assert libvirt.align_kvm_device_group(str(tmp_path / "absent"), group=target, qemu_user=user) is False
