@@ -100,10 +100,11 @@ def read_images(client, pool):
 
 
 def _fsid(client):
+    """The fsid the cluster handle learned from the monitors when it connected (no extra read)."""
     try:
         return client.handle.get_fsid()
-    except ceph.rados.Error:
-        return client.query('fsid')['fsid']
+    except ceph.rados.Error as exc:
+        raise ModuleError('cannot read the fsid of cluster %r: %s' % (client.cluster, exc))
 
 
 def run(p, check_mode=False, diff=False):  # pylint: disable=unused-argument
