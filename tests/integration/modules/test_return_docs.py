@@ -61,11 +61,14 @@ def test_ceph_modules_return_what_they_document(run_module, ceph_cluster, uid, t
     pool = {"name": "hc-t-rd-" + uid, "pg_num": 8, "pg_autoscale_mode": "off", "application": ["rbd"]}
     image = {"pool": pool["name"], "name": "disk", "size": "8M"}
     key = {"name": "client.hc-t-rd-" + uid, "caps": {"mon": "allow r"}, "dest": str(tmp_path / "k.keyring")}
-    pools, images, keys = [], [], []
+    pools, images, keys, infos = [], [], [], []
     try:
         pools += [run("ceph_pool", pool, check=True, diff=True), run("ceph_pool", pool, diff=True)]
-        images += [run("rbd_image", image, check=True), run("rbd_image", image, diff=True),
-                   run("rbd_image", dict(image, state="absent", allow_delete=True))]
+        images += [run("rbd_image", image, check=True), run("rbd_image", image, diff=True)]
+        gather = ["health", "osd_tree", "osd_dump", "pools", "monitors", "quorum", "images"]
+        infos += [run("ceph_info", {"gather": gather, "pool": pool["name"]}, check=True),
+                  run("ceph_info", {"gather": gather, "pool": pool["name"]}), run("ceph_info", {})]
+        images.append(run("rbd_image", dict(image, state="absent", allow_delete=True)))
         keys += [run("ceph_key", key, check=True, diff=True), run("ceph_key", dict(key, _ansible_no_log=True)),
                  run("ceph_key", dict(key, state="absent"))]
         pools.append(run("ceph_pool", dict(pool, state="absent", allow_delete=True)))
@@ -77,6 +80,8 @@ def test_ceph_modules_return_what_they_document(run_module, ceph_cluster, uid, t
     assert_returns_match_docs("ceph_pool", pools)
     assert_returns_match_docs("rbd_image", images)
     assert_returns_match_docs("ceph_key", keys)
+    assert infos[1]["images"][0]["name"] == "disk", infos[1]
+    assert_returns_match_docs("ceph_info", infos)
 
 
 @pytest.mark.libvirt

@@ -8,7 +8,7 @@ import yaml
 
 from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import ModuleError
 from ansible_collections.hospital.cloud.plugins.module_utils.ceph import client, image, key, pool
-from ansible_collections.hospital.cloud.plugins.modules import ceph_key, ceph_pool, rbd_image
+from ansible_collections.hospital.cloud.plugins.modules import ceph_info, ceph_key, ceph_pool, rbd_image
 
 from refusals import refusal
 
@@ -130,7 +130,9 @@ def test_redact_hides_secrets():
 
 
 @pytest.mark.parametrize("mod,keys", [(ceph_pool, {"pool", "calls"}), (rbd_image, {"image", "calls"}),
-                                      (ceph_key, {"entity", "caps", "keyring", "key", "calls"})])
+                                      (ceph_key, {"entity", "caps", "keyring", "key", "calls"}),
+                                      (ceph_info, {"fsid", "calls", "health", "osd_tree", "osd_dump", "pools",
+                                                   "monitors", "quorum", "pool_exists", "images"})])
 def test_return_docs_match_code(mod, keys):
     assert set(yaml.safe_load(mod.RETURN)) == keys
     doc = yaml.safe_load(mod.DOCUMENTATION)
