@@ -26,3 +26,20 @@ def mon_addrvec(addresses, msgr_v1=False):
         raise ValueError("ceph_mon_addrvec: msgr_v1 must be a boolean, got %r" % (msgr_v1,))
     return dict((h, "[v2:%s:%d%s]" % (a, MSGR2_PORT, (",v1:%s:%d" % (a, MSGR1_PORT)) if msgr_v1 else ""))
                 for h, a in addresses.items())
+
+
+def admin_host(monitors, explicit="", exclude=()):
+    """The one host the roles run Ceph admin operations on (admin keyring, python3-rados/rbd).
+
+    explicit wins when set; else the first monitor not in exclude (the host under maintenance or being
+    added). '' when there is none (the roles' preflight says so). Raises ValueError on bad input.
+    """
+    if not isinstance(explicit, str):
+        raise ValueError("ceph_admin_host: explicit must be a host name, got %r" % (explicit,))
+    if explicit:
+        return explicit
+    if isinstance(monitors, str) or not isinstance(monitors, (list, tuple)):
+        raise ValueError("ceph_admin_host: the input must be the list of monitor hosts, got %r" % (monitors,))
+    if isinstance(exclude, str):
+        exclude = [exclude]
+    return next((h for h in monitors if h not in exclude), "")
