@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 
 MSGR2_PORT = 3300
@@ -43,3 +44,35 @@ def admin_host(monitors, explicit="", exclude=()):
     if isinstance(exclude, str):
         exclude = [exclude]
     return next((h for h in monitors if h not in exclude), "")
+
+
+def _in_network(address, network):
+    try:
+        return ipaddress.ip_address(address) in network
+    except ValueError:
+        return False
+
+
+def mon_addresses(hostvars, monitors, public_network):
+    """{monitor: public address, '' when unknown}, in monitor order.
+
+    A monitor's address is the one the ceph role found for it in this run (__ceph_public_address), else
+    the inventory's ceph_public_address, else its ansible_host when that lies inside public_network: a
+    monitor unreachable in this run keeps its place in ceph.conf. Raises ValueError on bad input.
+    """
+    if not isinstance(hostvars, Mapping):
+        raise ValueError("ceph_mon_addresses: the input must be hostvars (host -> variables)")
+    if isinstance(monitors, str) or not isinstance(monitors, (list, tuple)):
+        raise ValueError("ceph_mon_addresses: monitors must be a list of hosts, got %r" % (monitors,))
+    try:
+        network = ipaddress.ip_network(public_network, strict=False)
+    except (TypeError, ValueError):
+        raise ValueError("ceph_mon_addresses: public_network must be a network in CIDR notation, got %r"
+                         % (public_network,)) from None
+    out = {}
+    for host in monitors:
+        hv = hostvars[host] if host in hostvars else {}
+        listed = str(hv.get("ansible_host", host))
+        out[host] = (hv.get("__ceph_public_address") or hv.get("ceph_public_address")
+                     or (listed if _in_network(listed, network) else ""))
+    return out

@@ -74,6 +74,13 @@ def test_ceph_role_end_to_end(ceph_rack, run_playbook):
     assert "ceph_osd_dmcrypt: false" in no_dm.stdout
     assert ssh(rack, h1, "command -v ceph-mon", check=False).returncode != 0, "refused run installed Ceph"
 
+    # the inventory's ceph_public_address is used, not overwritten by a detected one: an address that is not
+    # the host's is refused before anything is installed (a documentation address, never contacted)
+    foreign = run_playbook(PLAY, inventory=inv, extra_vars={"ceph_public_address": "198.51.100.7"})
+    assert foreign.rc != 0 and all(foreign.failed(h.name) == 1 for h in rack.hosts), foreign.stdout[-4000:]
+    assert "ceph_public_address 198.51.100.7 is not one of its addresses" in foreign.stdout
+    assert ssh(rack, h1, "command -v ceph-mon", check=False).returncode != 0, "refused run installed Ceph"
+
     pre = run_playbook(PLAY, inventory=inv, check=True)
     assert pre.rc == 0, pre.stdout[-4000:]
     assert pre.changed() > 0
