@@ -420,7 +420,7 @@ def argument_spec():
         graphics=dict(type="str", default="none", choices=["none", "vnc", "spice"]),
         graphics_listen=dict(type="str"),
         graphics_password=dict(type="str", no_log=True),
-        graphics_insecure_no_password=dict(type="bool", default=False),
+        graphics_insecure_no_password=dict(type="bool", default=False, no_log=False),
         graphics_tls=dict(type="bool", default=False),
         autostart=dict(type="bool"),
         metadata=dict(type="dict"),

@@ -29,6 +29,8 @@ def test_check_apply_check_apply(run_module, small, tmp_path, libvirt_uri):
     args["interfaces"] = []  # the default network is not started on the test bed: no NIC for a started guest
     results = [run_module(FQCN, args, check=check, diff=True) for check in (True, False, True, False)]
     assert [r["changed"] for r in results] == [True, True, False, False], [r.get("msg") for r in results]
+    # no Ansible warning either (a boolean option named *password* once warned "did not set no_log")
+    assert not any(r.get("warnings") for r in results), [r.get("warnings") for r in results]
     assert results[0]["calls"] == results[1]["calls"] == ["defineXML", "createWithFlags", "setAutostart(1)"]
     assert results[0]["diff"]["before"] == {"state": "absent"}
     assert results[1]["diff"]["after"]["memory"] == 64 and results[1]["diff"]["after"]["state"] == "running"
