@@ -164,4 +164,3 @@ def silence_ids(silences, host, created_by, label="host"):
         if got == want:
             ids.append(sil.get("id"))
     return sorted(i for i in ids if isinstance(i, str))
-

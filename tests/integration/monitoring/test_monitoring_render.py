@@ -47,14 +47,14 @@ RECEIVERS = [{"name": "ops-mail", "type": "email", "to": "ops@example.org"},
 VMS = [{"name": "pacs-1", "vcpus": 1, "memory": 256, "disk": 4}, {"name": "ris-1", "vcpus": 1, "memory": 256, "disk": 4}]
 
 
-def _render(run_playbook, tmp_path, **extra):
+def _render(run_playbook, tmp_path, check=False, **extra):
     inv = tmp_path / "hosts.ini"
     inv.write_text(INVENTORY.format(python=shutil.which("python3")))
     conf = tmp_path / "etc"
     ev = dict(monitoring_config_dir=str(conf), monitoring_services_managed=False, monitoring_receivers=RECEIVERS,
               monitoring_smtp_smarthost="127.0.0.1:25", monitoring_smtp_from="rack@example.org", vm_guests_vms=VMS)
     ev.update(extra)
-    return run_playbook(PLAY, extra_vars=ev, inventory=inv), conf
+    return run_playbook(PLAY, extra_vars=ev, inventory=inv, check=check), conf
 
 
 def _run(*cmd):
@@ -62,9 +62,12 @@ def _run(*cmd):
 
 
 def test_renders_valid_files_targets_from_inventory_and_is_idempotent(run_playbook, tmp_path):
-    res, conf = _render(run_playbook, tmp_path)
+    predicted, conf = _render(run_playbook, tmp_path, check=True)
+    assert predicted.rc == 0, predicted.stdout[-4000:] + predicted.stderr[-2000:]
+    assert predicted.changed() > 0 and not conf.exists()
+    res = _render(run_playbook, tmp_path)[0]
     assert res.rc == 0, res.stdout[-4000:] + res.stderr[-2000:]
-    assert res.changed() > 0
+    assert res.changed() == predicted.changed()
     for cmd in (["promtool", "check", "config", str(conf / "prometheus.yml")],
                 ["promtool", "check", "rules", str(conf / "hospital_cloud.rules.yml")],
                 ["amtool", "check-config", str(conf / "alertmanager.yml")]):
@@ -90,9 +93,10 @@ def test_renders_valid_files_targets_from_inventory_and_is_idempotent(run_playbo
     expected = [r["labels"]["domain"] for g in rules["groups"] for r in g["rules"]
                 if r.get("record") == "hospital_cloud:vm_expected_running"]
     assert expected == ["pacs-1", "ris-1"]
-    # second run: nothing changes
-    again, _ = _render(run_playbook, tmp_path)
-    assert again.rc == 0 and again.changed() == 0, again.stdout[-3000:]
+    # second run, in check mode and for real: nothing changes
+    for check in (True, False):
+        again = _render(run_playbook, tmp_path, check=check)[0]
+        assert again.rc == 0 and again.changed() == 0, again.stdout[-3000:]
 
 
 def test_alert_rules_fire_as_documented(run_playbook, tmp_path):
@@ -124,7 +128,8 @@ def test_alert_rules_fire_as_documented(run_playbook, tmp_path):
                 {"eval_time": "5m", "alertname": "HostDown",
                  "exp_alerts": [{"exp_labels": {"severity": "critical", "job": "node", "host": "kvm-01"},
                                  "exp_annotations": {"summary": "Host kvm-01 is down",
-                                                     "description": "node-exporter on kvm-01 has not answered for 2m; the host's other alerts are inhibited."}}]},
+                                                     "description": "node-exporter on kvm-01 has not answered for 2m; "
+                                                                    "the host's other alerts are inhibited."}}]},
                 {"eval_time": "10m", "alertname": "CephPgsDegradedLong", "exp_alerts": []},
                 {"eval_time": "20m", "alertname": "CephPgsDegradedLong",
                  "exp_alerts": [{"exp_labels": {"severity": "warning", "pool_id": "1", "name": "vms"},
