@@ -42,7 +42,7 @@ def fixture_alertmanager(tmp_path):
                              "--web.listen-address=127.0.0.1:%d" % port, "--cluster.listen-address="],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
+        for _attempt in range(100):
             try:
                 with urllib.request.urlopen("http://127.0.0.1:%d/-/ready" % port, timeout=1) as r:
                     if r.status == 200:
