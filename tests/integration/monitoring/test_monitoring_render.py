@@ -100,7 +100,8 @@ def test_renders_valid_files_targets_from_inventory_and_is_idempotent(run_playbo
 
 
 def test_alert_rules_fire_as_documented(run_playbook, tmp_path):
-    """promtool test rules: a wanted VM not running, a VM running twice, a host down, a degraded pool."""
+    """promtool test rules: a wanted VM not running, a VM running twice, a host down, a certificate near
+    its end, a degraded pool."""
     res, conf = _render(run_playbook, tmp_path)
     assert res.rc == 0, res.stdout[-4000:]
     tests = {
@@ -115,6 +116,8 @@ def test_alert_rules_fire_as_documented(run_playbook, tmp_path):
                 {"series": 'up{job="node",host="kvm-01"}', "values": "0x10"},
                 {"series": 'ceph_pg_degraded{job="ceph",host="kvm-01",pool_id="1"}', "values": "3x30"},
                 {"series": 'ceph_pool_metadata{job="ceph",host="kvm-01",pool_id="1",name="vms"}', "values": "1x30"},
+                {"series": 'hospital_cloud_cert_not_after_seconds{job="node",host="kvm-02",path="/c.pem"}',
+                 "values": "864000x10"},
             ],
             "alert_rule_test": [
                 {"eval_time": "5m", "alertname": "VmNotRunning",
@@ -130,6 +133,11 @@ def test_alert_rules_fire_as_documented(run_playbook, tmp_path):
                                  "exp_annotations": {"summary": "Host kvm-01 is down",
                                                      "description": "node-exporter on kvm-01 has not answered for 2m; "
                                                                     "the host's other alerts are inhibited."}}]},
+                {"eval_time": "5m", "alertname": "MigrationCertificateExpiresSoon",
+                 "exp_alerts": [{"exp_labels": {"severity": "warning", "job": "node", "host": "kvm-02", "path": "/c.pem"},
+                                 "exp_annotations": {"summary": "A migration TLS certificate of kvm-02 expires in 9d 23h 55m 0s",
+                                                     "description": "/c.pem on kvm-02: run site.yml (kvm_host re-issues it) "
+                                                                    "before it expires."}}]},
                 {"eval_time": "10m", "alertname": "CephPgsDegradedLong", "exp_alerts": []},
                 {"eval_time": "20m", "alertname": "CephPgsDegradedLong",
                  "exp_alerts": [{"exp_labels": {"severity": "warning", "pool_id": "1", "name": "vms"},

@@ -4,6 +4,9 @@ only as an opt-in (issue #18)."""
 from __future__ import annotations
 
 import shlex
+import shutil
+import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
@@ -45,3 +48,28 @@ def test_alertmanager_gossip_is_off():
 def test_web_config_is_an_opt_in(name):
     args = _args(name, "10.0.0.5", monitoring_web_tls_cert_file="/etc/ssl/c.pem", monitoring_web_tls_key_file="/k")
     assert args["--web.config.file"] == "/etc/prometheus/web-config.yml"
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl missing")
+def test_cert_expiry_script_writes_not_after_and_unreadable(tmp_path):
+    """hospital-cloud-cert-expiry: notAfter of a real certificate, read_ok 0 for a missing one, shellcheck clean."""
+    cert = tmp_path / "server-cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "k.pem"),
+                    "-out", str(cert), "-days", "10", "-subj", "/CN=kvm-01"], capture_output=True, check=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ROLE / "templates")), undefined=jinja2.StrictUndefined)
+    env.filters["quote"] = shlex.quote
+    script = tmp_path / "cert-expiry.sh"
+    script.write_text(env.get_template("usr/local/sbin/hospital-cloud-cert-expiry.j2").render(
+        ansible_managed="managed", monitoring_textfile_dir=str(tmp_path),
+        monitoring_cert_files=[str(cert), str(tmp_path / "missing.pem")]))
+    subprocess.run(["sh", str(script)], check=True)
+    prom = (tmp_path / "hospital_cloud_certs.prom").read_text()
+    end = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-in", str(cert)], capture_output=True, text=True,
+                         check=True).stdout.split("=", 1)[1].strip()
+    not_after = int(datetime.strptime(end, "%b %d %H:%M:%S %Y %Z").replace(tzinfo=timezone.utc).timestamp())
+    assert 'hospital_cloud_cert_not_after_seconds{path="%s"} %d' % (cert, not_after) in prom
+    assert 'hospital_cloud_cert_read_ok{path="%s"} 1' % cert in prom
+    assert 'hospital_cloud_cert_read_ok{path="%s"} 0' % (tmp_path / "missing.pem") in prom
+    if shutil.which("shellcheck"):
+        out = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True, check=False)
+        assert out.returncode == 0, out.stdout
