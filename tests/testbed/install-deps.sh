@@ -17,6 +17,8 @@ PKGS=(
   tcpdump
   # libvirt NAT networks (DHCP/DNS for guests: molecule kvm scenario)
   dnsmasq-base
+  # promtool and amtool for the monitoring role's render test (tests/integration/monitoring)
+  prometheus prometheus-alertmanager
 )
 missing=()
 for p in "${PKGS[@]}"; do
