@@ -65,6 +65,7 @@ bench: venv
 test-molecule: venv
 	molecule test -s default
 
+# kvm_host inside a TCG guest: not in .ci/run (budget); run it before a release and on changes to kvm_host.
 test-molecule-kvm: venv
 	molecule test -s kvm
 
