@@ -125,6 +125,7 @@ def test_alert_rules_fire_as_documented(run_playbook, tmp_path):
                 {"series": 'ceph_mon_quorum_status{job="ceph",host="kvm-01",ceph_daemon="mon.kvm-02"}', "values": "0x10"},
                 {"series": 'ceph_mon_metadata{job="ceph",host="kvm-01",ceph_daemon="mon.kvm-02",hostname="kvm-02"}',
                  "values": "1x10"},
+                {"series": 'ceph_health_status{job="ceph",host="kvm-01",instance="10.0.0.1:9283"}', "values": "2x10"},
             ],
             "alert_rule_test": [
                 {"eval_time": "5m", "alertname": "VmNotRunning",
@@ -157,6 +158,11 @@ def test_alert_rules_fire_as_documented(run_playbook, tmp_path):
                                                 "hostname": "kvm-02", "ceph_daemon": "mon.kvm-02"},
                                  "exp_annotations": {"summary": "Ceph monitor mon.kvm-02 is out of quorum",
                                                      "description": "mon.kvm-02 has been out of the monitor quorum for 5 minutes."}}]},
+                # cluster-wide: no host label (the mgr host's silence or HostDown must not hide it)
+                {"eval_time": "6m", "alertname": "CephHealthError",
+                 "exp_alerts": [{"exp_labels": {"severity": "critical", "job": "ceph"},
+                                 "exp_annotations": {"summary": "Ceph health is HEALTH_ERR",
+                                                     "description": "The cluster has been in HEALTH_ERR for 5 minutes."}}]},
                 {"eval_time": "10m", "alertname": "CephPgsDegradedLong", "exp_alerts": []},
                 {"eval_time": "20m", "alertname": "CephPgsDegradedLong",
                  "exp_alerts": [{"exp_labels": {"severity": "warning", "pool_id": "1", "name": "vms"},
