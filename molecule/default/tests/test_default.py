@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import time
 
 import pytest
@@ -145,3 +147,53 @@ def test_a_test_image_is_processed(host):
         time.sleep(2)
     assert now["done"] == status["done"] + 1 and now["failed"] == status["failed"], (status, now)
     assert now["outputs"] >= status["outputs"] + 1
+
+
+def _monitoring_host():
+    name = RUNNER.get_hosts("monitoring")[0]
+    return testinfra.get_host("ansible://%s?ansible_inventory=%s" % (name, INVENTORY)), name
+
+
+def _prometheus_api(path: str):
+    mon, name = _monitoring_host()
+    url = "http://%s:9090%s" % (RUNNER.get_variables(name)["ansible_host"], path)
+    return json.loads(mon.check_output("python3 -c \"import sys, urllib.request; "
+                                       "sys.stdout.write(urllib.request.urlopen(sys.argv[1]).read().decode())\" %s"
+                                       % shlex.quote(url)))
+
+
+def test_prometheus_scrapes_every_target():
+    """After site.yml: node and libvirt exporters on every host, the Ceph mgr, the imaging workers and
+    Prometheus/Alertmanager themselves are scraped and up (issue #18)."""
+    expected = ({("node", h) for h in TESTINFRA_HOSTS} | {("libvirt", h) for h in RUNNER.get_hosts("kvm_hosts")}
+                | {("imaging", h) for h in RUNNER.get_hosts("imaging_workers")}
+                | {("ceph", h) for h in RUNNER.get_hosts("ceph_mgrs")}
+                | {(job, h) for job in ("prometheus", "alertmanager") for h in RUNNER.get_hosts("monitoring")})
+    deadline = time.monotonic() + 120
+    while True:
+        health = {(t["labels"]["job"], t["labels"]["host"]): t["health"]
+                  for t in _prometheus_api("/api/v1/targets")["data"]["activeTargets"]}
+        if set(health) == expected and set(health.values()) == {"up"}:
+            return
+        assert time.monotonic() < deadline, "targets after 120 s: %s, expected %s" % (health, expected)
+        time.sleep(3)
+
+
+def test_no_patient_identifier_in_any_label():
+    """A study submitted under a patient's name is processed; no label value in Prometheus' TSDB carries the
+    name (the worker's job ids are not taken from file names)."""
+    first = testinfra.get_host("ansible://%s?ansible_inventory=%s" % (TESTINFRA_HOSTS[0], INVENTORY))
+    status = json.loads(first.check_output(WORKER + "status" + WORKER_CONF))
+    first.check_output("/opt/hospital-imaging/venv/bin/python -c \"from hospital_imaging.synthetic import phantom, "
+                       "png_bytes; open('/var/tmp/Doe_Jane_19700101.png', 'wb').write(png_bytes(phantom(128, seed=7)))\"")
+    first.check_output(WORKER + "submit" + WORKER_CONF + " /var/tmp/Doe_Jane_19700101.png")
+    deadline = time.monotonic() + 300
+    while json.loads(first.check_output(WORKER + "status" + WORKER_CONF))["done"] <= status["done"]:
+        assert time.monotonic() < deadline, "the study was not processed in 300 s"
+        time.sleep(2)
+    time.sleep(35)  # one scrape (30 s) after the job
+    names = _prometheus_api("/api/v1/labels")["data"]
+    values = {n: _prometheus_api("/api/v1/label/%s/values" % n)["data"] for n in names}
+    assert any(v.startswith("hospital_imaging_") for v in values["__name__"]), "the workers' series are missing"
+    hits = {n: [v for v in vs if re.search(r"doe|jane|19700101", v, re.I)] for n, vs in values.items()}
+    assert not any(hits.values()), hits

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from ansible_collections.hospital.cloud.plugins.plugin_utils.placement.model import PlacementError, parse_amount
@@ -29,8 +30,52 @@ def _num(value, scale):
     return ("%d" % v) if float(v).is_integer() else ("%.1f" % v)
 
 
-def markdown(plan):
-    """A Markdown table: one row per host, used/capacity (percent) per dimension."""
+# Prometheus instant queries of the live usage (hospital.cloud.monitoring's series; every target has a host label)
+LIVE_QUERIES = {
+    "cpu": '1 - avg by (host) (rate(node_cpu_seconds_total{mode="idle"}[5m]))',
+    "memory": "1 - max by (host) (node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)",
+    "ceph": "max(ceph_cluster_total_used_bytes) / max(ceph_cluster_total_bytes)",
+}
+
+
+def live_usage(responses):
+    """The live usage from Prometheus query API answers ``{name: response JSON}`` (names of LIVE_QUERIES):
+    ``{"hosts": {host: {"cpu": percent, "memory": percent}}, "ceph_used": percent or None}``.
+    A query without a result leaves its numbers out; an answer that is not a successful vector is an error."""
+    if not isinstance(responses, dict) or set(responses) - set(LIVE_QUERIES):
+        raise ValueError("expects {name: Prometheus answer} with names from %s" % sorted(LIVE_QUERIES))
+    out = {"hosts": {}, "ceph_used": None}
+    for name, answer in sorted(responses.items()):
+        data = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(answer, dict) or answer.get("status") != "success" or not isinstance(data, dict) \
+                or data.get("resultType") != "vector":
+            raise ValueError("query %s: not a successful instant vector from Prometheus: %.200r" % (name, answer))
+        for sample in data.get("result", []):
+            try:
+                value = round(float(sample["value"][1]) * 100, 1)
+            except (KeyError, IndexError, TypeError, ValueError):
+                raise ValueError("query %s: a sample without a number: %.200r" % (name, sample)) from None
+            if math.isnan(value):  # nothing measured (e.g. a host without samples yet)
+                continue
+            if name == "ceph":
+                out["ceph_used"] = value
+            elif sample.get("metric", {}).get("host"):
+                out["hosts"].setdefault(sample["metric"]["host"], {})[name] = value
+    return out
+
+
+def _live_markdown(live):
+    lines = ["", "## Live usage (Prometheus)", "", "| Host | CPU busy | RAM used |", "|---|---:|---:|"]
+    for host, use in sorted(live.get("hosts", {}).items()):
+        lines.append("| %s | %s | %s |" % (host, *(("%.1f %%" % use[k]) if k in use else "-" for k in ("cpu", "memory"))))
+    if live.get("ceph_used") is not None:
+        lines += ["", "Ceph raw capacity used: %.1f %%." % live["ceph_used"]]
+    return lines
+
+
+def markdown(plan, live=None):
+    """A Markdown table: one row per host, used/capacity (percent) per dimension; with ``live`` (live_usage())
+    a second table of what the hosts use now."""
     s = plan.get("summary", {})
     lines = ["# Capacity report", "",
              "Strategy **%s**, reserve **%s**: %s VMs on %s of %s hosts (lower bound %s), "
@@ -53,6 +98,8 @@ def markdown(plan):
                   for m in plan["moves"]]
     for w in plan.get("warnings", []):
         lines += ["", "> warning: %s" % w]
+    if live:
+        lines += _live_markdown(live)
     return "\n".join(lines) + "\n"
 
 

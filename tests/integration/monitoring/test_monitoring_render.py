@@ -118,6 +118,14 @@ def test_alert_rules_fire_as_documented(run_playbook, tmp_path):
                 {"series": 'ceph_pool_metadata{job="ceph",host="kvm-01",pool_id="1",name="vms"}', "values": "1x30"},
                 {"series": 'hospital_cloud_cert_not_after_seconds{job="node",host="kvm-02",path="/c.pem"}',
                  "values": "864000x10"},
+                # every Ceph series is scraped from the mgr's host (kvm-01); osd.3 and mon.kvm-02 live elsewhere
+                {"series": 'ceph_osd_up{job="ceph",host="kvm-01",ceph_daemon="osd.3"}', "values": "0x10"},
+                {"series": 'ceph_osd_metadata{job="ceph",host="kvm-01",ceph_daemon="osd.3",hostname="kvm-03"}',
+                 "values": "1x10"},
+                {"series": 'ceph_mon_quorum_status{job="ceph",host="kvm-01",ceph_daemon="mon.kvm-02"}', "values": "0x10"},
+                {"series": 'ceph_mon_metadata{job="ceph",host="kvm-01",ceph_daemon="mon.kvm-02",hostname="kvm-02"}',
+                 "values": "1x10"},
+                {"series": 'ceph_health_status{job="ceph",host="kvm-01",instance="10.0.0.1:9283"}', "values": "2x10"},
             ],
             "alert_rule_test": [
                 {"eval_time": "5m", "alertname": "VmNotRunning",
@@ -138,6 +146,23 @@ def test_alert_rules_fire_as_documented(run_playbook, tmp_path):
                                  "exp_annotations": {"summary": "A migration TLS certificate of kvm-02 expires in 9d 23h 55m 0s",
                                                      "description": "/c.pem on kvm-02: run site.yml (kvm_host re-issues it) "
                                                                     "before it expires."}}]},
+                # host= the daemon's host, so that host's maintenance silence covers it (issue #18)
+                {"eval_time": "4m", "alertname": "CephOsdDown", "exp_alerts": []},
+                {"eval_time": "6m", "alertname": "CephOsdDown",
+                 "exp_alerts": [{"exp_labels": {"severity": "warning", "job": "ceph", "host": "kvm-03",
+                                                "hostname": "kvm-03", "ceph_daemon": "osd.3"},
+                                 "exp_annotations": {"summary": "osd.3 on kvm-03 is down",
+                                                     "description": "osd.3 has been down for 5m."}}]},
+                {"eval_time": "6m", "alertname": "CephMonOutOfQuorum",
+                 "exp_alerts": [{"exp_labels": {"severity": "warning", "job": "ceph", "host": "kvm-02",
+                                                "hostname": "kvm-02", "ceph_daemon": "mon.kvm-02"},
+                                 "exp_annotations": {"summary": "Ceph monitor mon.kvm-02 is out of quorum",
+                                                     "description": "mon.kvm-02 has been out of the monitor quorum for 5 minutes."}}]},
+                # cluster-wide: no host label (the mgr host's silence or HostDown must not hide it)
+                {"eval_time": "6m", "alertname": "CephHealthError",
+                 "exp_alerts": [{"exp_labels": {"severity": "critical", "job": "ceph"},
+                                 "exp_annotations": {"summary": "Ceph health is HEALTH_ERR",
+                                                     "description": "The cluster has been in HEALTH_ERR for 5 minutes."}}]},
                 {"eval_time": "10m", "alertname": "CephPgsDegradedLong", "exp_alerts": []},
                 {"eval_time": "20m", "alertname": "CephPgsDegradedLong",
                  "exp_alerts": [{"exp_labels": {"severity": "warning", "pool_id": "1", "name": "vms"},
@@ -157,6 +182,7 @@ def test_alert_rules_fire_as_documented(run_playbook, tmp_path):
     ({"monitoring_scrape_jobs": [{"name": "extra", "hosts": ["ghost"], "port": 9999}]}, ["not in the inventory: ghost"]),
     ({"monitoring_scrape_jobs": [{"name": "extra", "group": "nowhere", "port": 9999}]}, ["group 'nowhere' is not in the inventory"]),
     ({"monitoring_address": "0.0.0.0"}, ["0.0.0.0 and :: are refused"]),
+    ({"monitoring_alert_osd_down_for": "5 minutes"}, ["durations like 5m", "5 minutes"]),
 ])
 def test_bad_input_is_refused_clearly_and_nothing_is_written(run_playbook, tmp_path, extra, words):
     res, conf = _render(run_playbook, tmp_path, **extra)

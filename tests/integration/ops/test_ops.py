@@ -12,8 +12,12 @@ import re
 import secrets
 import shutil
 import subprocess
+import threading
 import time
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -40,12 +44,58 @@ MIGRATION_PORTS = range(49152, 49216)  # QEMU's migration ports (libvirt's defau
 OTHER_KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIJSHvS7J3OZiFv6A2uXoE0sZbBc2rEYcbdwv3aR8Cl3F"  # an ed25519 key no host has
 
 
+class Webhook:
+    """Alertmanager's webhook receiver: an HTTP server on the rack's bridge address (the rack's hosts reach it,
+    nothing else) that keeps every notified alert with the time it arrived."""
+
+    def __init__(self, address: str):
+        self.alerts: list[tuple[float, str, dict]] = []  # (monotonic time, firing|resolved, labels)
+        self._lock = threading.Lock()
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # pylint: disable=invalid-name
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                now = time.monotonic()
+                with hook._lock:  # pylint: disable=protected-access
+                    hook.alerts += [(now, a.get("status", ""), a.get("labels", {})) for a in body.get("alerts", [])]
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):  # pylint: disable=arguments-differ
+                pass
+
+        self.server = ThreadingHTTPServer((address, 0), Handler)
+        self.url = "http://%s:%d/alertmanager" % (address, self.server.server_address[1])
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def received(self, since: float, status: str | None = None, **labels: str) -> list[tuple[float, str, dict]]:
+        with self._lock:
+            return [a for a in self.alerts if a[0] >= since and status in (None, a[1])
+                    and all(a[2].get(k) == v for k, v in labels.items())]
+
+    def wait(self, since: float, status: str, timeout: float, **labels: str) -> float:
+        """Seconds from `since` until an alert with `status` and `labels` arrived."""
+        deadline = time.monotonic() + timeout
+        while not (got := self.received(since, status, **labels)):
+            if time.monotonic() > deadline:
+                raise AssertionError("no %s alert %s at the webhook within %d s; it received: %s"
+                                     % (status, labels, timeout, self.received(since)))
+            time.sleep(1)
+        return round(got[0][0] - since, 1)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @dataclass
 class Ops:
     rack: rackmod.Rack
     tmp: Path
     hosts: list[str] = field(default_factory=lambda: ["hc-ops-1", "hc-ops-2", "hc-ops-3"])
     seq: itertools.count = field(default_factory=itertools.count)
+    webhook: Webhook | None = None
 
     def inventory(self) -> list[str]:
         """The ops inventory (group_vars from tests/integration/ops/inventory) for self.hosts + the rack's own."""
@@ -54,9 +104,10 @@ class Ops:
             shutil.copytree(INVENTORY, inv)
             # this run's migration CA (on the controller) and the marker the guests keep in RAM
             (inv / "group_vars" / "all" / "test_run.yml").write_text(json.dumps(
-                {"kvm_host_pki_dir": str(self.tmp / "pki"), "hc_ram_marker": MARKER}))
+                {"kvm_host_pki_dir": str(self.tmp / "pki"), "hc_ram_marker": MARKER,
+                 "hc_webhook_url": self.webhook.url if self.webhook else None}))
         groups = {"kvm_hosts": self.hosts, "ceph_mons": self.hosts[:3], "ceph_mgrs": self.hosts[:1],
-                  "ceph_osds": self.hosts}
+                  "ceph_osds": self.hosts, "monitoring": self.hosts[:1]}
         (inv / "hosts.yml").write_text(json.dumps(
             {"all": {"children": {g: {"hosts": {h: None for h in hs}} for g, hs in groups.items()}}}, indent=1))
         return [str(inv), str(Path(self.rack.state_dir) / "inventory.ini")]
@@ -76,6 +127,24 @@ class Ops:
 
     def ceph(self, *args: str):
         return json.loads(self.sh("hc-ops-1", "ceph %s --format json" % " ".join(args)))
+
+    def api(self, port: int, path: str, **query: str):
+        """GET from Prometheus (9090) or Alertmanager (9093) on the monitoring host hc-ops-1, JSON decoded."""
+        url = "http://%s:%d%s" % (self.host("hc-ops-1").address, port, path)
+        if query:
+            url += "?" + urllib.parse.urlencode(query)
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return json.loads(r.read())
+
+    def osd_of(self, host: str) -> int:
+        tree = self.ceph("osd", "tree")
+        return next(n for n in tree["nodes"] if n["type"] == "host" and n["name"] == host)["children"][0]
+
+    def silences(self, host: str, state: str = "active") -> list[dict]:
+        """This collection's Alertmanager silences of host=<host> in that state."""
+        return [x for x in self.api(9093, "/api/v2/silences") if x["status"]["state"] == state
+                and x["createdBy"] == "hospital.cloud"
+                and [(m["name"], m["value"]) for m in x["matchers"]] == [("host", host)]]
 
     def domains(self) -> dict[str, dict[str, list[str]]]:
         """{vm: {'running': [hosts], 'defined': [hosts]}} over the rack's KVM hosts."""
@@ -170,8 +239,9 @@ def ops(rack_factory, base_image, tmp_path_factory):  # pylint: disable=unused-a
     t0 = time.monotonic()
     rack = rack_factory(NAME, hosts=3, subnet=SUBNET, bridge=BRIDGE, osd_gib=4)
     FIGURES["rack_up_s"] = round(time.monotonic() - t0, 1)
-    o = Ops(rack, tmp_path_factory.mktemp("ops"))
+    o = Ops(rack, tmp_path_factory.mktemp("ops"), webhook=Webhook(rack.gateway))
     yield o
+    o.webhook.close()
     print("ops figures: %s" % json.dumps(FIGURES))
     for h in o.rack.hosts:  # TCG guests make the rack's shutdown slow: power them off first
         try:
@@ -201,6 +271,71 @@ def test_deploy_site(ops):
     assert ops.ceph("health")["status"] == "HEALTH_OK"
 
 
+def test_monitoring_every_target_up(ops):
+    """site.yml deployed Prometheus and Alertmanager on hc-ops-1 and an exporter per target the inventory
+    implies; every one of them is scraped (issue #18)."""
+    expected = ({("node", h) for h in ops.hosts} | {("libvirt", h) for h in ops.hosts}
+                | {("ceph", "hc-ops-1"), ("prometheus", "hc-ops-1"), ("alertmanager", "hc-ops-1")})
+    deadline = time.monotonic() + 120
+    while True:
+        health = {(t["labels"]["job"], t["labels"]["host"]): t["health"]
+                  for t in ops.api(9090, "/api/v1/targets")["data"]["activeTargets"]}
+        if set(health) == expected and set(health.values()) == {"up"}:
+            break
+        assert time.monotonic() < deadline, "scrape targets after 120 s: %s (expected %s)" % (health, expected)
+        time.sleep(2)
+    # the listeners are on the management address only
+    for port in (9100, 9177):
+        out = ops.sh("hc-ops-2", "ss -Hltn 'sport = :%d'" % port)
+        assert out.split() and out.split()[3] == "%s:%d" % (ops.host("hc-ops-2").address, port), out
+
+
+def test_alert_osd_down_reaches_the_webhook(ops):
+    """An OSD stopped: CephOsdDown (host= the OSD's host) reaches the webhook, then resolves once it is back."""
+    host = "hc-ops-3"
+    osd = ops.osd_of(host)
+    labels = {"alertname": "CephOsdDown", "ceph_daemon": "osd.%d" % osd, "host": host}
+    t0 = time.monotonic()
+    ops.sh(host, "systemctl stop ceph-osd@%d" % osd)
+    try:
+        FIGURES["alert_osd_down_firing_s"] = ops.webhook.wait(t0, "firing", 240, **labels)
+    finally:
+        t1 = time.monotonic()
+        ops.sh(host, "systemctl start ceph-osd@%d" % osd)
+    FIGURES["alert_osd_down_resolved_s"] = ops.webhook.wait(t1, "resolved", 240, **labels)
+    assert _healthy(ops)
+
+
+def test_alert_vm_not_running(ops):
+    """A VM's qemu killed (by its PID): VmNotRunning reaches the webhook; started again, it resolves."""
+    vm = "ops-c"
+    host = _steady(ops)[vm]
+    t0 = time.monotonic()
+    ops.sh(host, "kill -9 $(cat /run/libvirt/qemu/%s.pid)" % vm)
+    try:
+        FIGURES["alert_vm_not_running_firing_s"] = ops.webhook.wait(t0, "firing", 240, alertname="VmNotRunning",
+                                                                    domain=vm)
+    finally:
+        t1 = time.monotonic()
+        ops.sh(host, VIRSH + "start " + vm)
+        FIGURES["vm_restart_s"] = round(time.monotonic() - t1, 1)
+    # resolved counts from the start command: a TCG guest's start on the loaded 2-core machine is part of it
+    FIGURES["alert_vm_not_running_resolved_s"] = ops.webhook.wait(t1, "resolved", 240, alertname="VmNotRunning",
+                                                                  domain=vm)
+    _steady(ops)
+
+
+def test_no_guest_data_in_any_label(ops):
+    """Every label value in Prometheus' TSDB: the guests' RAM marker (their kernel command line) is nowhere,
+    and no label is about a patient or a study."""
+    names = ops.api(9090, "/api/v1/labels")["data"]
+    assert not [n for n in names if re.search(r"patient|study|accession|cmdline", n, re.I)], names
+    values = {n: ops.api(9090, "/api/v1/label/%s/values" % n)["data"] for n in names}
+    assert sum(len(v) for v in values.values()) > 50, values  # the scan saw the rack's series
+    hits = {n: [v for v in vs if MARKER in v or "hc.marker" in v] for n, vs in values.items()}
+    assert not any(hits.values()), hits
+
+
 def test_capacity_report(ops):
     job = run_job(ops, "capacity_report.yml", name="capacity-report")
     FIGURES["capacity_report_s"] = round(job.seconds)
@@ -219,6 +354,11 @@ def test_capacity_report(ops):
     assert plan["assignment"] == where and plan["moves"] == []  # the running VMs stay where they are
     assert sorted(plan["hosts"]) == ops.hosts
     assert report["summary"]["vms"] == 3 and report["markdown"] == md
+    # live usage from the rack's Prometheus (issue #18): every host's CPU and RAM now, Ceph raw used
+    live = report["live_usage"]
+    assert set(live["hosts"]) == set(ops.hosts) and all(set(u) == {"cpu", "memory"} for u in live["hosts"].values()), live
+    assert all(0 <= v <= 100 for u in live["hosts"].values() for v in u.values()) and 0 < live["ceph_used"] < 100, live
+    assert "## Live usage (Prometheus)" in md and "Ceph raw capacity used: %.1f %%." % live["ceph_used"] in md
     FIGURES["capacity_report_files"] = sorted(p.name for p in out.iterdir())
 
 
@@ -319,6 +459,8 @@ def test_maintenance(ops):
     assert after["ops-a"] != after["ops-b"]  # anti-affinity still holds
     assert ops.ceph("health")["status"] == "HEALTH_OK" and not _noout(ops, host)
     assert ops.sh(host, "test -e %s && echo marked || echo clean" % MARK).strip() == "clean"
+    # the host's alerts were silenced for the window, and the silence is gone now that it is back
+    assert ops.silences(host, "expired") and not ops.silences(host), ops.api(9093, "/api/v2/silences")
 
     again = run_job(ops, "maintenance.yml", {"host_maintenance_host": host}, name="maintenance-again")
     assert_ok(again)
@@ -407,6 +549,29 @@ def test_host_keys_verified(ops):
     assert "Host key verification failed" in out, out
 
 
+def _silenced_while_in_maintenance(ops: Ops, host: str) -> None:
+    """The host left in maintenance keeps its silence: its OSD stopped now raises CephOsdDown in Alertmanager,
+    suppressed by that silence, and nothing reaches the webhook."""
+    active = ops.silences(host)
+    assert len(active) == 1, ops.api(9093, "/api/v2/silences")
+    osd = ops.osd_of(host)
+    t0 = time.monotonic()
+    ops.sh(host, "systemctl stop ceph-osd@%d" % osd)
+    try:
+        deadline = time.monotonic() + 240
+        while not (alerts := [a for a in ops.api(9093, "/api/v2/alerts") if a["labels"].get("alertname") == "CephOsdDown"
+                              and a["labels"].get("host") == host]):
+            assert time.monotonic() < deadline, "CephOsdDown of %s never reached Alertmanager" % host
+            time.sleep(2)
+        FIGURES["alert_silenced_osd_down_s"] = round(time.monotonic() - t0, 1)
+        assert alerts[0]["status"]["state"] == "suppressed", alerts
+        assert alerts[0]["status"]["silencedBy"] == [active[0]["id"]], alerts
+        time.sleep(12)  # group_wait 2 s + group_interval 5 s, twice: a notification would be here by now
+        assert not ops.webhook.received(t0, host=host), ops.webhook.received(t0)
+    finally:
+        ops.sh(host, "systemctl start ceph-osd@%d" % osd)
+
+
 def test_maintenance_cold_and_left_in_maintenance(ops):
     """migration=cold, return=false: the host stays out of service (mark + noout) until a run brings it back."""
     host = _busiest(ops)
@@ -429,9 +594,11 @@ def test_maintenance_cold_and_left_in_maintenance(ops):
     assert_ok(cap)
     plan = json.loads((Path(cap.artifacts()["capacity_report"]["dir"]) / "plan.json").read_text())
     assert plan["hosts"][host]["maintenance"] is True
+    _silenced_while_in_maintenance(ops, host)
 
     back = run_job(ops, "maintenance.yml", {"host_maintenance_host": host}, name="maintenance-return")
     assert_ok(back)
+    assert not ops.silences(host) and ops.silences(host, "expired")
     assert back.changed() > 0 and back.artifacts()["host_maintenance"]["moves"] == []
     assert not _noout(ops, host) and ops.ceph("health")["status"] == "HEALTH_OK"
     assert ops.sh(host, "test -e %s && echo marked || echo clean" % MARK).strip() == "clean"

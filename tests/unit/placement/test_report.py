@@ -3,7 +3,7 @@
 import pytest
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.hospital.cloud.plugins.filter.placement import capacity_markdown
+from ansible_collections.hospital.cloud.plugins.filter.placement import capacity_live_usage, capacity_markdown
 from ansible_collections.hospital.cloud.plugins.plugin_utils.placement import report
 from ansible_collections.hospital.cloud.plugins.plugin_utils.placement.solver import placement
 
@@ -53,3 +53,38 @@ def test_capacity_markdown_filter():
     for bad in (None, [], {"hosts": {"h": {}}}):
         with pytest.raises(AnsibleFilterError, match="capacity_markdown"):
             capacity_markdown(bad)
+
+
+def _vector(*samples):
+    return {"status": "success", "data": {"resultType": "vector",
+                                          "result": [{"metric": m, "value": [1764800000.0, v]} for m, v in samples]}}
+
+
+def test_live_usage_from_prometheus_answers():
+    live = report.live_usage({
+        "cpu": _vector(({"host": "kvm-01"}, "0.123"), ({"host": "kvm-02"}, "NaN")),
+        "memory": _vector(({"host": "kvm-01"}, "0.5"), ({"host": "kvm-02"}, "0.25")),
+        "ceph": _vector(({}, "0.0321")),
+    })
+    assert live == {"hosts": {"kvm-01": {"cpu": 12.3, "memory": 50.0}, "kvm-02": {"memory": 25.0}}, "ceph_used": 3.2}
+    plan = placement([{"name": "a", "vcpus": 1, "memory": 512}],
+                     [{"name": "kvm-01", "vcpus": 4, "memory": 4096}, {"name": "kvm-02", "vcpus": 4, "memory": 4096}])
+    md = capacity_markdown(plan, live=live)
+    assert "## Live usage (Prometheus)" in md
+    assert "| kvm-01 | 12.3 % | 50.0 % |" in md and "| kvm-02 | - | 25.0 % |" in md
+    assert "Ceph raw capacity used: 3.2 %." in md
+    assert "Live usage" not in capacity_markdown(plan)  # without monitoring: the plan only
+
+
+@pytest.mark.parametrize("answers, words", [
+    ({"cpu": {"status": "error", "error": "parse error"}}, "query cpu: not a successful instant vector"),
+    ({"cpu": {"status": "success", "data": {"resultType": "matrix", "result": []}}}, "query cpu"),
+    ({"memory": _vector(({"host": "h"}, "many"))}, "query memory: a sample without a number"),
+    ({"disk": _vector()}, "names from ['ceph', 'cpu', 'memory']"),
+    (["cpu"], "expects {name: Prometheus answer}"),
+])
+def test_live_usage_refuses_what_is_not_an_answer(answers, words):
+    with pytest.raises(AnsibleFilterError, match="capacity_live_usage: .*" + words.replace("[", r"\[").replace("]", r"\]")):
+        capacity_live_usage(answers)
+    with pytest.raises(AnsibleFilterError, match="live must be"):
+        capacity_markdown(placement([], [{"name": "h", "vcpus": 1, "memory": 1024}]), live={"cpu": 1})
