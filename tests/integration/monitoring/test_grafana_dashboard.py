@@ -56,8 +56,8 @@ def test_every_query_is_valid_promql_over_our_series(path, tmp_path):
                                re.sub(r'"[^"]*"', '""', expr)))
         series = {n for n in names if n not in PROMQL_WORDS and not n.isdigit()}
         assert all(n.startswith(PREFIXES) for n in series), (expr, series)
-    rules = {"groups": [{"name": "dashboard", "rules": [{"record": "dashboard:q%d" % i, "expr": e}
-                                                         for i, e in enumerate(exprs)]}]}
+    recorded = [{"record": "dashboard:q%d" % i, "expr": e} for i, e in enumerate(exprs)]
+    rules = {"groups": [{"name": "dashboard", "rules": recorded}]}
     f = tmp_path / "dashboard_rules.yml"
     f.write_text(json.dumps(rules))
     out = subprocess.run(["promtool", "check", "rules", str(f)], capture_output=True, text=True, check=False)
