@@ -38,7 +38,7 @@ def capacity_markdown(plan, live=None):
 
 
 def capacity_live_usage(responses):
-    """{name: Prometheus query API answer} for the names of report.LIVE_QUERIES -> live usage per host."""
+    """{name: Prometheus query API answer} for the names of report.LIVE_NAMES -> live usage per host."""
     try:
         return live_usage(responses)
     except ValueError as exc:

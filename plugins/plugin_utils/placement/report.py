@@ -30,20 +30,17 @@ def _num(value, scale):
     return ("%d" % v) if float(v).is_integer() else ("%.1f" % v)
 
 
-# Prometheus instant queries of the live usage (hospital.cloud.monitoring's series; every target has a host label)
-LIVE_QUERIES = {
-    "cpu": '1 - avg by (host) (rate(node_cpu_seconds_total{mode="idle"}[5m]))',
-    "memory": "1 - max by (host) (node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)",
-    "ceph": "max(ceph_cluster_total_used_bytes) / max(ceph_cluster_total_bytes)",
-}
+# The capacity report playbook's Prometheus queries (its __capacity_report_queries hold the PromQL): per host
+# CPU busy and RAM used, and the Ceph raw capacity used
+LIVE_NAMES = ("ceph", "cpu", "memory")
 
 
 def live_usage(responses):
-    """The live usage from Prometheus query API answers ``{name: response JSON}`` (names of LIVE_QUERIES):
+    """The live usage from Prometheus query API answers ``{name: response JSON}`` (names of LIVE_NAMES):
     ``{"hosts": {host: {"cpu": percent, "memory": percent}}, "ceph_used": percent or None}``.
     A query without a result leaves its numbers out; an answer that is not a successful vector is an error."""
-    if not isinstance(responses, dict) or set(responses) - set(LIVE_QUERIES):
-        raise ValueError("expects {name: Prometheus answer} with names from %s" % sorted(LIVE_QUERIES))
+    if not isinstance(responses, dict) or set(responses) - set(LIVE_NAMES):
+        raise ValueError("expects {name: Prometheus answer} with names from %s" % sorted(LIVE_NAMES))
     out = {"hosts": {}, "ceph_used": None}
     for name, answer in sorted(responses.items()):
         data = answer.get("data") if isinstance(answer, dict) else None
