@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Build (once) and cache a Debian bookworm base for the test bed and the lab:
+# Build (once) and cache a Debian base (bookworm or trixie) for the test bed and the lab:
 #   rootfs/        debootstrap'ed tree with systemd, sshd, python3 (systemd-nspawn hosts)
 #   vmlinuz initrd kernel + trimmed initrd for direct kernel boot of TCG guests
 #   base.qcow2     ext4 root filesystem image of rootfs (root=/dev/vda)
 #   id_ed25519     SSH key of the test bed, authorised for root in the image
-# Usage: base-image.sh [CACHE_DIR]   (default: $HC_CACHE_DIR or /var/cache/hospital-cloud)
+# Usage: base-image.sh [CACHE_DIR [SUITE]]   (defaults: $HC_CACHE_DIR or /var/cache/hospital-cloud;
+#        $HC_DEBIAN_SUITE or bookworm). Each suite has its own cache directory, base-SUITE.
 # Prints the cache directory on success. Rebuilt only when this script changes (recipe hash).
 set -euo pipefail
-cache=${1:-${HC_CACHE_DIR:-/var/cache/hospital-cloud}}/base-bookworm
+suite=${2:-${HC_DEBIAN_SUITE:-bookworm}}
+case "$suite" in
+  bookworm|trixie) ;;
+  *) echo "base-image: unknown Debian suite '$suite' (bookworm or trixie)" >&2; exit 2 ;;
+esac
+cache=${1:-${HC_CACHE_DIR:-/var/cache/hospital-cloud}}/base-$suite
 mirror=${HC_DEBIAN_MIRROR:-$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)}
 mirror=${mirror:-http://deb.debian.org/debian}
 recipe=$(sha256sum "$0" | cut -c1-16)
@@ -25,9 +31,9 @@ start=$(date +%s)
 work="$cache.build.$$"
 rm -rf "$work"; mkdir -p "$work"
 trap 'rm -rf "$work"' EXIT
-echo "base-image: debootstrap bookworm from $mirror into $work (takes ~2-3 min)" >&2
+echo "base-image: debootstrap $suite from $mirror into $work (takes ~2-3 min)" >&2
 include=systemd,systemd-sysv,udev,dbus,openssh-server,python3,python3-apt,iproute2,sudo,ca-certificates,linux-image-cloud-amd64,initramfs-tools,zstd,less,procps,kmod
-if ! debootstrap --variant=minbase --include="$include" bookworm "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1; then
+if ! debootstrap --variant=minbase --include="$include" "$suite" "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1; then
   tail -20 "$work/debootstrap.log" >&2
   echo "base-image: debootstrap failed: is the Debian package registry ($mirror) reachable?" >&2
   exit 1

@@ -54,6 +54,8 @@ class Rack:
     hosts: list[Host]
     ssh_key: str
     state_dir: str
+    # Debian suite of the hosts (lab/image.py); racks recorded before suites existed are bookworm
+    suite: str = "bookworm"
 
     def save(self) -> None:
         Path(self.state_dir, "rack.json").write_text(json.dumps(asdict(self), indent=2))
@@ -86,6 +88,8 @@ class Rack:
         lines += ["", "[lab:vars]", "ansible_user=root",
                   "ansible_ssh_private_key_file=%s" % self.ssh_key,
                   "ansible_python_interpreter=/usr/bin/python3",
+                  # the base image the hosts were copied from (its kernel and disk boot the lab's VMs)
+                  "hc_base_image_dir=%s" % Path(self.ssh_key).parent,
                   "ansible_ssh_common_args='-o StrictHostKeyChecking=yes -o UserKnownHostsFile=%s "
                   "-o ControlMaster=auto -o ControlPersist=120s'" % self.known_hosts, ""]
         return "\n".join(lines)
@@ -199,10 +203,15 @@ def _wait_ssh(rack: Rack, host: Host, timeout: float = 90) -> None:
 
 
 def up(name: str = "lab", hosts: int = 3, subnet: str = "10.77.0.0/24", bridge: str = "hclab0",
-       osd_gib: int = 0, racks: int = 0) -> Rack:
-    """Build and boot the rack (idempotent: a running rack of that name is returned as is)."""
+       osd_gib: int = 0, racks: int = 0, suite: str | None = None) -> Rack:
+    """Build and boot the rack of Debian `suite` hosts (default: image.default_suite()); idempotent: a running
+    rack of that name and suite is returned as is."""
+    suite = suite or image.default_suite()
     if (STATE / name / "rack.json").exists():
         rack = Rack.load(name)
+        if rack.suite != suite:
+            raise RackError("rack %s runs Debian %s, not %s: destroy it first (python -m lab.rack down %s)"
+                            % (name, rack.suite, suite, name))
         if all(procs.owns(h.pid, Path(h.root)) for h in rack.hosts):
             return rack
         destroy(name)
@@ -214,7 +223,7 @@ def up(name: str = "lab", hosts: int = 3, subnet: str = "10.77.0.0/24", bridge: 
     for tool in ("systemd-nspawn", "ip", "iptables", "losetup", "ssh"):
         if shutil.which(tool) is None:
             raise RackError("rack needs '%s' (run `make deps`)" % tool)
-    base, dummy = image.ensure()
+    base, dummy = image.ensure(suite=suite)
     net = ipaddress.ip_network(subnet)
     gateway = str(net.network_address + 1)
     state = STATE / name
@@ -224,7 +233,7 @@ def up(name: str = "lab", hosts: int = 3, subnet: str = "10.77.0.0/24", bridge: 
                rack="r%d" % (i % racks + 1) if racks else "r1", root=str(state / ("host%d" % (i + 1))))
           for i in range(hosts)]
     rack = Rack(name=name, bridge=bridge, subnet=subnet, gateway=gateway, hosts=hl,
-                ssh_key=str(base.ssh_key), state_dir=str(state))
+                ssh_key=str(base.ssh_key), state_dir=str(state), suite=suite)
     rack.save()
     created = _bridge_up(bridge, gateway, net.prefixlen)
     (state / "bridge.created").write_text("1" if created else "0")
@@ -340,7 +349,7 @@ def add_host(name: str, osd_gib: int = 0) -> Host:
     rack = Rack.load(name)
     state = Path(rack.state_dir)
     net = ipaddress.ip_network(rack.subnet)
-    base, dummy = image.ensure()
+    base, dummy = image.ensure(suite=rack.suite)
     i = len(rack.hosts)
     h = Host(name="hc-%s-%d" % (name, i + 1), address=str(net.network_address + 11 + i),
              rack=rack.hosts[-1].rack if rack.hosts else "r1", root=str(state / ("host%d" % (i + 1))))
@@ -362,11 +371,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--osd-gib", type=int, default=0)
     ap.add_argument("--subnet", default="10.77.0.0/24")
     ap.add_argument("--bridge", default="hclab0")
+    ap.add_argument("--suite", choices=image.SUITES, default=None,
+                    help="Debian suite of the hosts (default: $HC_DEBIAN_SUITE or %s)" % image.SUITES[0])
     a = ap.parse_args(argv)
     try:
         if a.action == "up":
             t0 = time.monotonic()
-            rack = up(a.name, a.hosts, a.subnet, a.bridge, a.osd_gib, a.racks)
+            rack = up(a.name, a.hosts, a.subnet, a.bridge, a.osd_gib, a.racks, a.suite)
             print("rack %s up in %.1f s: %s" % (rack.name, time.monotonic() - t0,
                                                 ", ".join("%s=%s" % (h.name, h.address) for h in rack.hosts)),
                   file=sys.stderr)
@@ -379,7 +390,7 @@ def main(argv: list[str]) -> int:
             rack = Rack.load(a.name)
             for h in rack.hosts:
                 print("%s %s %s" % (h.name, h.address, "running" if procs.owns(h.pid, Path(h.root)) else "stopped"))
-    except RackError as exc:
+    except (RackError, ValueError) as exc:
         print("rack: %s" % exc, file=sys.stderr)
         return 1
     return 0

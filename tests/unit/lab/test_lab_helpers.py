@@ -6,7 +6,9 @@ import os
 import subprocess
 import sys
 
-from lab import cli, procs, rack
+import pytest
+
+from lab import cli, image, procs, rack
 
 
 def test_stop_all_only_signals_processes_that_name_the_directory(tmp_path):
@@ -53,6 +55,32 @@ def test_rack_refuses_a_subnet_or_bridge_of_another_rack(tmp_path, monkeypatch):
         else:
             raise AssertionError("rack.up accepted %r" % kw)
     assert not (tmp_path / "mine").exists()
+
+
+def test_suite_defaults_to_trixie_and_refuses_unknown_ones(monkeypatch):
+    monkeypatch.delenv("HC_DEBIAN_SUITE", raising=False)
+    assert image.default_suite() == "trixie"
+    monkeypatch.setenv("HC_DEBIAN_SUITE", "bookworm")
+    assert image.default_suite() == "bookworm"
+    monkeypatch.setenv("HC_DEBIAN_SUITE", "buster")
+    with pytest.raises(ValueError, match="HC_DEBIAN_SUITE=buster: the test bed builds trixie or bookworm"):
+        image.default_suite()
+    with pytest.raises(ValueError, match="unknown Debian suite 'sid'"):
+        image.ensure(suite="sid")
+
+
+def test_rack_of_another_suite_is_refused_not_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setattr(rack, "STATE", tmp_path)
+    (tmp_path / "mine").mkdir()
+    # a rack recorded before suites existed: its hosts are bookworm
+    (tmp_path / "mine" / "rack.json").write_text(
+        '{"name": "mine", "bridge": "hcx0", "subnet": "10.77.99.0/24", "gateway": "10.77.99.1", "hosts": [],'
+        ' "ssh_key": "/c/base-bookworm/id_ed25519", "state_dir": "%s"}' % (tmp_path / "mine"))
+    assert rack.Rack.load("mine").suite == "bookworm"
+    with pytest.raises(rack.RackError, match="rack mine runs Debian bookworm, not trixie: destroy it first"):
+        rack.up("mine", hosts=1, subnet="10.77.99.0/24", bridge="hcx0", suite="trixie")
+    assert (tmp_path / "mine" / "rack.json").exists()
+    assert "hc_base_image_dir=/c/base-bookworm" in rack.Rack.load("mine").inventory()
 
 
 RECAP = """PLAY RECAP *********************************************************************
