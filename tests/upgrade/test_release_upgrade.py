@@ -577,3 +577,22 @@ def test_site_after_upgrade_changes_nothing(upg):
     assert_ok(job)
     assert job.changed() == 0, "site.yml changed %d task(s) on the upgraded rack: %s" % (
         job.changed(), job.changed_tasks())
+
+
+@pytest.mark.parametrize("extravars, text", [
+    # Debian 13 ships reef: pacific is a downgrade of the running cluster, and another release needs a repository
+    ({"ceph_release": "pacific"}, "ceph_repository"),
+    ({"ceph_release": "tentacle"}, "tentacle"),
+    # a repository without its signing key
+    ({"ceph_repository": {"url": "http://ceph.invalid/debian-reef"}}, "signing_key"),
+], ids=["other-release-without-repository", "unknown-release", "repository-without-key"])
+def test_ceph_release_refusals_change_nothing(upg, extravars, text):
+    """Bad Ceph release settings on the upgraded rack: a clear error, nothing changed (issue #19)."""
+    before = _packages(upg)
+    job = run_job(upg, "site.yml", extravars, name="ceph-refusal")
+    assert job.rc != 0 and job.status == "failed", job.stdout[-3000:]
+    msgs = _failure_messages(job)
+    assert any(text in m for m in msgs), "no failure message names %r: %s" % (text, msgs)
+    assert job.changed() == 0, job.changed_tasks()
+    assert _packages(upg) == before
+    print("refused (%s): %s" % (text, next(m for m in msgs if text in m)[:300]))
