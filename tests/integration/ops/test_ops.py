@@ -455,7 +455,7 @@ def test_maintenance(ops):
             assert after[vm] == before[vm]  # the others stay put
     for m in report["moves"]:
         assert after[m["vm"]] == m["to"]
-        assert ops.sh(m["to"], VIRSH + "dominfo %s | grep -i autostart" % m["vm"]).split()[-1] == "enable"
+        assert ops.sh(m["to"], VIRSH + "dominfo %s | grep -i '^autostart:'" % m["vm"]).split()[-1] == "enable"
     assert after["ops-a"] != after["ops-b"]  # anti-affinity still holds
     assert ops.ceph("health")["status"] == "HEALTH_OK" and not _noout(ops, host)
     assert ops.sh(host, "test -e %s && echo marked || echo clean" % MARK).strip() == "clean"

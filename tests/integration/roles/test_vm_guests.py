@@ -163,7 +163,7 @@ def test_vm_guests_on_a_real_rack(vmg, run_playbook):  # pylint: disable=too-man
     for vm, host in plan["hosts"].items():
         h = _host(rack, host)
         assert ssh(rack, h, "virsh -c qemu:///system domstate %s" % vm).stdout.strip() == "running", (vm, host)
-        assert "enable" in ssh(rack, h, "virsh -c qemu:///system dominfo %s | grep -i autostart" % vm).stdout
+        assert "enable" in ssh(rack, h, "virsh -c qemu:///system dominfo %s | grep -i '^autostart:'" % vm).stdout
         for other in rack.hosts:
             if other.name != host:
                 assert vm not in ssh(rack, other, "virsh -c qemu:///system list --all --name").stdout
