@@ -55,10 +55,11 @@ unit: venv
 integration: venv
 	bash tests/testbed/pytest.sh tests/integration $(PYTEST_ARGS)
 
+# --durations: the CI log (its tail) shows where the time went.
 test: venv
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory sanity
-	bash tests/testbed/pytest.sh tests/unit tests/integration $(PYTEST_ARGS)
+	bash tests/testbed/pytest.sh tests/unit tests/integration --durations=40 $(PYTEST_ARGS)
 
 bench: venv
 	bash tests/bench/run.sh
