@@ -1,9 +1,13 @@
-"""The ceph role on three real systemd hosts: quorum, mgr, BlueStore OSDs on loop devices, pools, users.
+"""The ceph role, then the vm_guests role, on ONE rack of three real systemd hosts (the tests run in file order).
 
-The hosts sit in racks r1-r3 (one each). After the end-to-end run, on the same rack: Ceph traffic is
-encrypted (msgr2 secure, no msgr v1 listener; a capture on the rack's bridge never shows a marker written
-through RADOS, and shows it once the daemons accept crc), the racks are CRUSH buckets and every PG spans 3
-racks, and a failing `ceph-volume raw list` stops the run before any wipe.
+The hosts sit in racks r1-r3 (one each). The ceph role end to end: quorum, mgr, BlueStore OSDs on loop
+devices, pools, users. On the same cluster: Ceph traffic is encrypted (msgr2 secure, no msgr v1 listener; a
+capture on the rack's bridge never shows a marker written through RADOS, and shows it once the daemons accept
+crc), the racks are CRUSH buckets and every PG spans 3 racks, and a failing `ceph-volume raw list` stops the
+run before any wipe. Last, kvm_host and vm_guests on the same hosts: TCG guests (256 MiB) boot the base image's
+kernel directly, with the root disk an RBD clone of the base qcow2 imported as the golden image; qemu opens the
+clone as client.libvirt through the libvirt secret. (One rack for both roles: a second 3-host Ceph
+deployment cost CI several minutes.)
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ PLAY = """
         ceph_users:
           - {name: client.libvirt, caps: {mon: profile rbd, osd: profile rbd pool=vms}}
 """ % FSID
-GROUPS = "\n[ceph_mons:children]\nlab\n[ceph_mgrs]\nhc-cephr-1\n[ceph_osds:children]\nlab\n"
+GROUPS = "\n[ceph_mons:children]\nlab\n[ceph_mgrs]\nhc-cephr-1\n[ceph_osds:children]\nlab\n[kvm_hosts:children]\nlab\n"
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +57,10 @@ def ceph_rack(rack_factory):
     rack = rack_factory("cephr", hosts=3, subnet="10.77.43.0/24", bridge="hccephr0", osd_gib=4, racks=3)
     inv = Path(rack.state_dir) / "ceph-inventory.ini"
     inv.write_text(rack.inventory() + GROUPS)
-    return rack, inv
+    yield rack, inv
+    for h in rack.hosts:  # TCG guests make the rack's shutdown slow: power them off first
+        ssh(rack, h, "for d in $(virsh -c qemu:///system list --name 2>/dev/null); do "
+                     "virsh -c qemu:///system destroy $d; done", check=False)
 
 
 def _head_digest(path: str) -> str:
@@ -270,3 +277,159 @@ def _sha256(path: str) -> str:
         for block in iter(lambda: fh.read(1 << 22), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+# kvm_host and vm_guests on the cluster above (last: the tests before need hosts without VMs)
+
+PLAN_TASK = "Placement | where each VM runs (moves are not executed)"
+
+KVM_PLAY = """
+- name: KVM hosts
+  hosts: kvm_hosts
+  roles:
+    - role: hospital.cloud.kvm_host
+      vars:
+        kvm_host_allow_tcg: true
+        kvm_host_qemu_cgroup_controllers: []
+        kvm_host_reserved_vcpus: 0
+        kvm_host_reserved_memory_mib: 1024
+"""
+
+
+# the facts vm_guests needs from kvm_host (kvm_host_facts, kvm_host_domain_type) without its install steps
+FACTS_PLAY = """
+- name: KVM host facts
+  hosts: kvm_hosts
+  tasks:
+    - name: Facts of hospital.cloud.kvm_host
+      ansible.builtin.include_role:
+        name: hospital.cloud.kvm_host
+        tasks_from: "{{ item }}"
+      loop: [preflight.yml, facts.yml]
+      vars:
+        kvm_host_allow_tcg: true
+        kvm_host_reserved_vcpus: 0
+        kvm_host_reserved_memory_mib: 1024
+"""
+
+VMG_PLAY = """
+- name: VM guests
+  hosts: kvm_hosts
+  roles:
+    - role: hospital.cloud.vm_guests
+"""
+
+
+CONSOLE = "/var/log/libvirt/qemu/test-a.console.log"
+VMS = [
+    {"name": "test-a", "vcpus": 1, "memory": 256, "disk": 4, "anti_affinity": "t", "extra": {"serial_log": CONSOLE}},
+    {"name": "test-b", "vcpus": 1, "memory": 256, "disk": 4, "anti_affinity": "t"},
+    {"name": "test-c", "vcpus": 1, "memory": 256, "disk": 4},
+]
+
+
+@pytest.fixture(scope="module")
+def vmg(ceph_rack, base_image):
+    rack, inv = ceph_rack
+    extra = {
+        "vm_guests_vms": VMS,
+        "vm_guests_golden_image_src": str(base_image.qcow2),
+        "vm_guests_kernel_src": str(base_image.kernel),
+        "vm_guests_initrd_src": str(base_image.initrd),
+        "vm_guests_kernel": "/var/lib/libvirt/boot/vmlinuz",
+        "vm_guests_initrd": "/var/lib/libvirt/boot/initrd",
+        # init=/bin/sh: the initramfs mounts the root from the RBD clone (vda) and runs /bin/sh from it, then the guest
+        # idles (a full systemd boot of three TCG guests would load the 2-core CI machine for minutes)
+        "vm_guests_cmdline": base_image.cmdline + " init=/bin/sh",
+    }
+    return rack, inv, extra
+
+
+def _run(run_playbook, vmg, play, extra=None, check=False):
+    dummy, inv, base_extra = vmg
+    t0 = time.monotonic()
+    res = run_playbook(play, extra_vars=dict(base_extra, **(extra or {})), check=check, diff=check, inventory=inv)
+    print("playbook%s: %.0f s, changed=%d" % (" --check" if check else "", time.monotonic() - t0, res.changed()))
+    return res
+
+
+def _host(rack, name):
+    return next(h for h in rack.hosts if h.name == name)
+
+
+def _changed_tasks(res):
+    return sorted({"%s@%s" % (t["task"], t["host"]) for t in res.tasks if t["result"].get("changed")})
+
+
+def test_vm_guests_on_a_real_rack(vmg, run_playbook):  # pylint: disable=too-many-locals,too-many-statements
+    rack, dummy, dummy2 = vmg
+    mon = rack.hosts[0]
+
+    # kvm_host on the converged Ceph hosts; the ceph role's play again must change nothing
+    base = _run(run_playbook, vmg, KVM_PLAY + PLAY)
+    assert base.rc == 0, base.stdout[-4000:]
+    ceph_changed = [t["task"] for t in base.tasks if t["play"] == "Ceph" and t["result"].get("changed")]
+    assert ceph_changed == [], ceph_changed
+
+    # check mode on a cluster without the golden image: predicts, creates nothing, does not crash
+    pre = _run(run_playbook, vmg, FACTS_PLAY + VMG_PLAY, check=True)
+    assert pre.rc == 0, pre.stdout[-4000:]
+    assert pre.changed() > 0
+    assert "would import the golden image vms/debian-12-golden" in pre.stdout
+    assert ssh(rack, mon, "rbd -p vms ls").stdout.strip() == ""
+    for h in rack.hosts:
+        assert ssh(rack, h, "virsh -c qemu:///system list --all --name").stdout.strip() == "", h.name
+
+    first = _run(run_playbook, vmg, FACTS_PLAY + VMG_PLAY)
+    assert first.rc == 0, first.stdout[-4000:]
+    assert first.changed() > 0
+    plan = first.result(PLAN_TASK)["ansible_facts"]["vm_guests_plan"]
+    assert sorted(plan["hosts"]) == ["test-a", "test-b", "test-c"]
+    assert plan["hosts"] == plan["assignment"] and plan["pending_moves"] == []
+    assert len(set(plan["hosts"].values())) == 3, plan["hosts"]
+    for vm, host in plan["hosts"].items():
+        h = _host(rack, host)
+        assert ssh(rack, h, "virsh -c qemu:///system domstate %s" % vm).stdout.strip() == "running", (vm, host)
+        assert "enable" in ssh(rack, h, "virsh -c qemu:///system dominfo %s | grep -i '^autostart:'" % vm).stdout
+        for other in rack.hosts:
+            if other.name != host:
+                assert vm not in ssh(rack, other, "virsh -c qemu:///system list --all --name").stdout
+    # disks are clones of the protected golden snapshot, grown to 4 GiB, opened by qemu (cephx via the secret)
+    for vm in plan["hosts"]:
+        info = json.loads(ssh(rack, mon, "rbd info --format json vms/%s-root" % vm).stdout)
+        assert info["size"] == 4 << 30
+        assert info["parent"]["image"] == "debian-12-golden" and info["parent"]["snapshot"] == "base"
+        status = json.loads(ssh(rack, mon, "rbd status --format json vms/%s-root" % vm).stdout)
+        assert status["watchers"], "qemu has not opened %s-root" % vm
+    key = ssh(rack, mon, "ceph auth get-key client.libvirt").stdout.strip()
+    assert key and key not in first.stdout and key not in first.stderr
+    # the guest kernel boots from the clone (direct kernel boot under TCG): its serial console log says so
+    log = ssh(rack, _host(rack, plan["hosts"]["test-a"]),
+              "for i in $(seq 240); do grep -q 'EXT4-fs (vda): mounted' %s && break; sleep 1; done; cat %s" % (CONSOLE, CONSOLE))
+    assert "Linux version" in log.stdout and "EXT4-fs (vda): mounted filesystem" in log.stdout, log.stdout[-2000:]
+
+    second = _run(run_playbook, vmg, FACTS_PLAY + VMG_PLAY)
+    assert second.rc == 0 and second.changed() == 0, _changed_tasks(second)
+    again = _run(run_playbook, vmg, FACTS_PLAY + VMG_PLAY, check=True)
+    assert again.rc == 0 and again.changed() == 0, _changed_tasks(again)
+
+    # a plan that moves a running VM is reported, not executed; a VM dropped from the inventory and a
+    # foreign domain are reported, never removed
+    host_a, host_c = plan["hosts"]["test-a"], plan["hosts"]["test-c"]
+    foreign = ("<domain type='qemu'><name>hc-foreign</name><memory unit='MiB'>32</memory><vcpu>1</vcpu>"
+               "<os><type arch='x86_64' machine='pc'>hvm</type></os></domain>")
+    ssh(rack, _host(rack, host_a), "echo \"%s\" > /tmp/f.xml && virsh -c qemu:///system define /tmp/f.xml" % foreign)
+    vms = [dict(VMS[0]), dict(VMS[2], pin=host_a)]
+    moved = _run(run_playbook, vmg, FACTS_PLAY + VMG_PLAY, extra={"vm_guests_vms": vms})
+    assert moved.rc == 0, moved.stdout[-4000:]
+    assert moved.changed() == 0, _changed_tasks(moved)
+    mplan = moved.result(PLAN_TASK)["ansible_facts"]["vm_guests_plan"]
+    assert [(m["vm"], m["from"], m["to"]) for m in mplan["pending_moves"]] == [("test-c", host_c, host_a)]
+    assert mplan["hosts"]["test-c"] == host_c
+    assert mplan["unmanaged"] == {plan["hosts"]["test-b"]: ["test-b"], host_a: ["hc-foreign"]}
+    assert mplan["removed_from_inventory"] == ["test-b"]
+    assert "planned moves NOT executed" in moved.stdout
+    state = ssh(rack, _host(rack, host_c), "virsh -c qemu:///system domstate test-c").stdout.strip()
+    assert state == "running"
+    assert ssh(rack, _host(rack, plan["hosts"]["test-b"]),
+               "virsh -c qemu:///system domstate test-b").stdout.strip() == "running"
