@@ -122,10 +122,14 @@ def _failure_messages(job) -> list[str]:
             if e.get("event") in ("runner_on_failed", "runner_on_unreachable", "runner_item_on_failed")]
 
 
+PLAN_TASK = "Plan | the plan"
+
+
 def _plan_order(job) -> list[str]:
-    """The hosts in the order the first message naming all of them lists them ([] if none does)."""
+    """The hosts in the order the plan's message lists them ([] if no plan message names all of them). Only the
+    plan task: another message naming every host (the placement report) can come first in job.events."""
     for e in job.events:
-        if e.get("event") != "runner_on_ok":
+        if e.get("event") != "runner_on_ok" or not e["event_data"].get("task", "").endswith(PLAN_TASK):
             continue
         msg = e["event_data"].get("res", {}).get("msg")
         text = msg if isinstance(msg, str) else json.dumps(msg)

@@ -187,7 +187,9 @@ class Job:
 
     @property
     def events(self) -> list[dict]:
-        return [json.loads(p.read_text()) for p in sorted(Path(self.runner.config.artifact_dir, "job_events").glob("*.json"))]
+        # in the order they happened: the files are named <counter>-<uuid>.json ("1287-..." sorts before "78-...")
+        files = Path(self.runner.config.artifact_dir, "job_events").glob("*.json")
+        return [json.loads(p.read_text()) for p in sorted(files, key=lambda p: int(p.name.split("-", 1)[0]))]
 
     def artifacts(self) -> dict:
         """set_stats data (AWX job artifacts) from the playbook_on_stats event."""
