@@ -55,11 +55,10 @@ unit: venv
 integration: venv
 	bash tests/testbed/pytest.sh tests/integration $(PYTEST_ARGS)
 
-# --durations: the CI log (its tail) shows where the time went.
+# The ops tier runs beside the rest (tests/testbed/make-test.sh says why); --durations: the CI log shows where
+# the time went.
 test: venv
-	$(MAKE) --no-print-directory lint
-	$(MAKE) --no-print-directory sanity
-	bash tests/testbed/pytest.sh tests/unit tests/integration --durations=40 $(PYTEST_ARGS)
+	bash tests/testbed/make-test.sh $(PYTEST_ARGS)
 
 bench: venv
 	bash tests/bench/run.sh

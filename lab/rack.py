@@ -113,14 +113,15 @@ def _bridge_up(bridge: str, gateway: str, prefix: int) -> bool:
 
 
 def _nat(subnet: str, bridge: str, add: bool) -> None:
+    # -w: racks come up concurrently (make test runs the ops tier beside the others): wait for the xtables lock
     rule = ["POSTROUTING", "-s", subnet, "!", "-o", bridge, "-j", "MASQUERADE",
             "-m", "comment", "--comment", "hospital-cloud-rack"]
-    exists = _sh("iptables", "-t", "nat", "-C", *rule, check=False).returncode == 0
+    exists = _sh("iptables", "-w", "-t", "nat", "-C", *rule, check=False).returncode == 0
     if add and not exists:
         Path("/proc/sys/net/ipv4/ip_forward").write_text("1")
-        _sh("iptables", "-t", "nat", "-A", *rule)
+        _sh("iptables", "-w", "-t", "nat", "-A", *rule)
     elif not add and exists:
-        _sh("iptables", "-t", "nat", "-D", *rule)
+        _sh("iptables", "-w", "-t", "nat", "-D", *rule)
 
 
 def _prepare_root(base: image.BaseImage, host: Host, rack: Rack, prefix: int) -> None:
@@ -259,12 +260,23 @@ def _spawn(rack: Rack, host: Host) -> None:
     rack.save()
 
 
+def _attach_loop(img_file: Path) -> str:
+    """A free loop device for the file; retried: another rack coming up at the same time may take the free
+    device between losetup's look-up and its attach (EBUSY)."""
+    for attempt in range(5):
+        res = _sh("losetup", "--find", "--show", str(img_file), check=attempt == 4)
+        if res.returncode == 0:
+            return res.stdout.strip()
+        time.sleep(0.5 + attempt)
+    raise RackError("losetup: no loop device for %s" % img_file)  # not reached: the last attempt raises
+
+
 def _create_host(rack: Rack, host: Host, osd_gib: int) -> None:
     """Give a prepared host its OSD disk (a sparse file on a loop device) if asked, then boot it."""
     if osd_gib:
         img_file = Path(rack.state_dir) / ("%s-osd.img" % host.name)
         _sh("truncate", "-s", "%dG" % osd_gib, str(img_file))
-        host.loops.append(_sh("losetup", "--find", "--show", str(img_file)).stdout.strip())
+        host.loops.append(_attach_loop(img_file))
     rack.save()
     _spawn(rack, host)
 
