@@ -22,8 +22,8 @@ echo "make test: the ops tier runs beside the rest (PID $ops_pid, log $ops_log)"
 
 rest_rc=0
 make --no-print-directory lint || rest_rc=$?
-if [ $rest_rc -eq 0 ]; then make --no-print-directory sanity || rest_rc=$?; fi
-if [ $rest_rc -eq 0 ]; then
+if [ "$rest_rc" -eq 0 ]; then make --no-print-directory sanity || rest_rc=$?; fi
+if [ "$rest_rc" -eq 0 ]; then
   bash tests/testbed/pytest.sh tests/unit tests/integration --ignore=tests/integration/ops --durations=30 "$@" \
     2>&1 | tee "$rest_log"
   rest_rc=${PIPESTATUS[0]}
@@ -39,4 +39,4 @@ echo "make test: lint, sanity, unit and integration without ops: rc=$rest_rc"
 [ -f "$rest_log" ] && grep -E "^(FAILED|ERROR) |^=+ .*(passed|failed|error).* =+$" "$rest_log"
 echo "make test: ops tier: rc=$ops_rc"
 grep -E "^(FAILED|ERROR) |^=+ .*(passed|failed|error).* =+$" "$ops_log"
-[ $rest_rc -eq 0 ] && [ $ops_rc -eq 0 ]
+[ "$rest_rc" -eq 0 ] && [ "$ops_rc" -eq 0 ]
