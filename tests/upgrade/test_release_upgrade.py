@@ -233,22 +233,24 @@ def analyse(samples: list[dict], vms: tuple[str, ...] | list[str]) -> dict:
                "qemu_fallback": 0, "unknown_host_samples": 0, "counter_first": None, "counter_last": None,
                "longest_counter_stall_s": 0.0, "counter_stall_at_s": None, "counter_backwards": 0}
         last_seen, missed, run2, act2, where = samples[0]["t"] if samples else 0.0, False, 0, 0, None
-        advanced_at = None  # sample time the counter last went up
+        advanced_at = None  # the first sample that showed the counter's current value
         for s in samples:
             # the counter: on the host(s) where the VM runs (a host it left keeps its console file, stale)
             seen = [r["counters"][vm] for r in s["hosts"].values()
                     if r.get("ok") and vm in r.get("running", []) and vm in r.get("counters", {})]
             if seen:
                 value = max(seen)
-                if fig["counter_last"] is None:
-                    fig["counter_first"], fig["counter_last"], advanced_at = value, value, s["t"]
-                elif value > fig["counter_last"]:
-                    if s["t"] - advanced_at > fig["longest_counter_stall_s"]:
-                        fig["longest_counter_stall_s"] = round(s["t"] - advanced_at, 1)
-                        fig["counter_stall_at_s"] = advanced_at
+                if fig["counter_last"] is None or value > fig["counter_last"]:
+                    if fig["counter_first"] is None:
+                        fig["counter_first"] = value
                     fig["counter_last"], advanced_at = value, s["t"]
                 elif value < fig["counter_last"]:
                     fig["counter_backwards"] += 1
+                # a stall is the time samples kept showing the same value (a lower bound, short by at most one
+                # sampling interval); a gap between samples (a probe that timed out) shows nothing either way
+                elif s["t"] - advanced_at > fig["longest_counter_stall_s"]:
+                    fig["longest_counter_stall_s"] = round(s["t"] - advanced_at, 1)
+                    fig["counter_stall_at_s"] = advanced_at
             running, active = [], []
             for h, r in sorted(s["hosts"].items()):
                 if r.get("ok"):
@@ -274,10 +276,6 @@ def analyse(samples: list[dict], vms: tuple[str, ...] | list[str]) -> dict:
                     where = running[0]
             else:
                 missed = True
-        if advanced_at is not None and samples:  # a counter that stopped before the end counts to the end
-            if samples[-1]["t"] - advanced_at > fig["longest_counter_stall_s"]:
-                fig["longest_counter_stall_s"] = round(samples[-1]["t"] - advanced_at, 1)
-                fig["counter_stall_at_s"] = advanced_at
         if missed and samples:  # not running at the end
             fig["longest_pause_s"] = max(fig["longest_pause_s"], round(samples[-1]["t"] - last_seen, 1))
             fig["pause_at_s"] = last_seen
