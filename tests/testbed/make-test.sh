@@ -15,6 +15,7 @@ logs=$repo/.cache/make-test
 mkdir -p "$logs"
 ops_log=$logs/ops.log
 rest_log=$logs/rest.log
+rm -f "$ops_log" "$rest_log"  # a summary printed at the end must be this run's
 
 bash tests/testbed/pytest.sh tests/integration/ops --durations=15 "$@" > "$ops_log" 2>&1 &
 ops_pid=$!

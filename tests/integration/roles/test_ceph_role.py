@@ -161,8 +161,7 @@ def _primary_host(rack, obj: str):
     """The rack host of the primary OSD of `obj` in pool vms (the writer must be another host so that the
     client-to-OSD traffic crosses the bridge)."""
     primary = _ceph_json(rack, rack.hosts[0], "osd map vms %s" % obj)["acting_primary"]
-    name = _ceph_json(rack, rack.hosts[0], "osd find %d" % primary)["crush_location"]["host"]
-    return next(h for h in rack.hosts if h.name == name)
+    return _host(rack, _ceph_json(rack, rack.hosts[0], "osd find %d" % primary)["crush_location"]["host"])
 
 
 def _put_marker(rack, tmp_path, obj: str, marker: bytes, client_args: str = "") -> int:
