@@ -83,6 +83,31 @@ def test_rack_of_another_suite_is_refused_not_rebuilt(tmp_path, monkeypatch):
     assert "hc_base_image_dir=/c/base-bookworm" in rack.Rack.load("mine").inventory()
 
 
+def test_wait_ssh_retries_a_boot_slower_than_one_attempt(monkeypatch):
+    # CI failed when one `systemctl is-system-running --wait` outlasted its 60 s on a loaded machine
+    class _Port:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    attempts = []
+
+    def fake_ssh(_rack, _host, command, check=True, timeout=300):  # pylint: disable=unused-argument
+        attempts.append(timeout)
+        if len(attempts) == 1:
+            raise subprocess.TimeoutExpired(["ssh", command], timeout)
+        return subprocess.CompletedProcess(["ssh"], 0, "running\n", "")
+
+    monkeypatch.setattr(rack.socket, "create_connection", lambda *a, **kw: _Port())
+    monkeypatch.setattr(rack, "ssh", fake_ssh)
+    monkeypatch.setattr(rack.time, "sleep", lambda _s: None)
+    host = rack.Host(name="hc-x-1", address="10.77.99.11", rack="r1", root="/nonexistent")
+    rack._wait_ssh(None, host)  # pylint: disable=protected-access
+    assert len(attempts) == 2 and all(5 <= t <= 60 for t in attempts)
+
+
 RECAP = """PLAY RECAP *********************************************************************
 hc-lab-1                   : ok=112  changed=0    unreachable=0    failed=0    skipped=36   rescued=0    ignored=0
 hc-lab-2                   : ok=85   changed=2    unreachable=0    failed=0    skipped=32   rescued=0    ignored=0
