@@ -383,55 +383,7 @@ domain:
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.hospital.cloud.plugins.module_utils.common.contract import execute
 from ansible_collections.hospital.cloud.plugins.module_utils.libvirt import connection, domain
-
-
-def argument_spec():
-    disk = dict(type=dict(type="str", default="file", choices=["file", "block", "volume", "rbd"]),
-                device=dict(type="str", default="disk", choices=["disk", "cdrom"]),
-                path=dict(type="str"), pool=dict(type="str"), volume=dict(type="str"), image=dict(type="str"),
-                monitors=dict(type="list", elements="str"), user=dict(type="str"),
-                secret_uuid=dict(type="str", no_log=False), format=dict(type="str", choices=["raw", "qcow2"]),
-                target=dict(type="str", required=True),
-                bus=dict(type="str", default="virtio", choices=["virtio", "scsi", "sata", "ide", "usb"]),
-                cache=dict(type="str", choices=["default", "none", "writethrough", "writeback", "directsync",
-                                                "unsafe"]),
-                readonly=dict(type="bool", default=False))
-    iface = dict(type=dict(type="str", default="network", choices=["bridge", "network"]),
-                 source=dict(type="str", required=True), model=dict(type="str", default="virtio"),
-                 mac=dict(type="str"))
-    spec = dict(
-        name=dict(type="str", required=True),
-        state=dict(type="str", default="present", choices=["present", "running", "shutoff", "paused", "absent"]),
-        uuid=dict(type="str"),
-        domain_type=dict(type="str", default="kvm", choices=["kvm", "qemu"]),
-        vcpus=dict(type="int"), memory=dict(type="int"),
-        cpu=dict(type="dict", options=dict(
-            mode=dict(type="str", default="host-model", choices=["host-passthrough", "host-model", "custom"]),
-            model=dict(type="str"), sockets=dict(type="int"), cores=dict(type="int"), threads=dict(type="int"))),
-        machine=dict(type="str"),
-        firmware=dict(type="str", default="bios", choices=["bios", "uefi"]),
-        boot=dict(type="dict", options=dict(
-            devices=dict(type="list", elements="str", choices=["hd", "cdrom", "network", "fd"]),
-            kernel=dict(type="str"), initrd=dict(type="str"), cmdline=dict(type="str"))),
-        disks=dict(type="list", elements="dict", options=disk),
-        interfaces=dict(type="list", elements="dict", options=iface),
-        serial_console=dict(type="bool", default=False),
-        serial_log=dict(type="str"),
-        graphics=dict(type="str", default="none", choices=["none", "vnc", "spice"]),
-        graphics_listen=dict(type="str"),
-        graphics_password=dict(type="str", no_log=True),
-        graphics_insecure_no_password=dict(type="bool", default=False, no_log=False),
-        graphics_tls=dict(type="bool", default=False),
-        autostart=dict(type="bool"),
-        metadata=dict(type="dict"),
-        extra_devices=dict(type="list", elements="str"),
-        restart_on_change=dict(type="bool", default=False),
-        shutdown_timeout=dict(type="int", default=120),
-        force=dict(type="bool", default=False),
-        remove_storage=dict(type="bool", default=False),
-    )
-    spec.update(connection.CONNECTION_ARGS)
-    return spec
+from ansible_collections.hospital.cloud.plugins.module_utils.libvirt.domain_args import argument_spec
 
 
 def main():
