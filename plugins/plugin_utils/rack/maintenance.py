@@ -163,7 +163,12 @@ def maintenance_moves(plan, placement, migration="auto", check_mode=False):
     state, host, would = plan["state"], plan["host"], "would " if to_bool(check_mode) else ""
     assignment = placement.get("assignment", {})
     moves = []
+    # HA VMs (transient domains of hospital.cloud.cluster) leave when the host is put in standby: the cluster
+    # moves them, never virsh behind its back (it would start a second copy)
+    cluster_vms = [d["name"] for d in state["on_host"] if not d.get("persistent", True)]
     for dom in state["on_host"]:
+        if dom["name"] in cluster_vms:
+            continue
         if dom["name"] not in assignment:
             raise RackInputError("maintenance_moves: the placement has no host for %s" % dom["name"])
         moves.append({"vm": dom["name"], "from": host, "to": assignment[dom["name"]],
@@ -174,6 +179,9 @@ def maintenance_moves(plan, placement, migration="auto", check_mode=False):
     if plan["enter"]:
         summary.append("%smark %s in maintenance%s" % (
             would, host, (", set noout on %s" % state["bucket"]) if state["osds"] and not state["noout"] else ""))
+    if cluster_vms:
+        summary.append("%sput %s in cluster standby: the cluster restarts %s on other hosts"
+                       % (would, host, ", ".join(cluster_vms)))
     for move in moves:
         how = (migration if migration != "auto" else "live, cold if that fails") if move["active"] else "cold: shut off"
         summary.append("%smove %s %s -> %s (%s)" % (would, move["vm"], move["from"], move["to"], how))
@@ -184,4 +192,4 @@ def maintenance_moves(plan, placement, migration="auto", check_mode=False):
     if not summary:
         summary.append("%s holds no VM, needs no action and is %s: nothing to do"
                        % (host, "back in service" if plan.get("return_to_service") else "in maintenance already"))
-    return {"moves": moves, "other_moves": other, "summary": summary}
+    return {"moves": moves, "other_moves": other, "summary": summary, "cluster_vms": cluster_vms}

@@ -48,7 +48,7 @@ def domain_view(hostvars, hosts, register):
     hostvars: {host: {register: result of hospital.cloud.libvirt_domain_info}}; a host whose result is
     missing or has no `domains` (skipped, failed in check mode) has none.
     Entry: {name, host, active, autostart, vcpus, memory, local_disks (targets of disks not in Ceph or on
-    the network), owner (metadata.managed_by, '' when unset)}.
+    the network), owner (metadata.managed_by, '' when unset), persistent (false: a cluster's transient domain)}.
     """
     if not isinstance(register, str) or not register:
         raise RackInputError("domain_view: register must be the name of a registered variable, got %r" % (register,))
@@ -81,7 +81,9 @@ def _entry(host, dom, register):
     return {"name": dom["name"], "host": host, "active": dom.get("active"), "autostart": dom.get("autostart"),
             "vcpus": dom.get("vcpus"), "memory": dom.get("memory"),
             "local_disks": [d.get("target") for d in disks if d.get("type") not in SHARED_DISK_TYPES],
-            "owner": metadata.get("managed_by", "") if isinstance(metadata, Mapping) else ""}
+            "owner": metadata.get("managed_by", "") if isinstance(metadata, Mapping) else "",
+            # a transient domain is a cluster's (hospital.cloud.cluster's HA VMs): moved by Pacemaker, never by virsh
+            "persistent": dom.get("persistent", True) is not False}
 
 
 def check_view(domains, who):

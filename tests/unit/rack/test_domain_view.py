@@ -56,7 +56,7 @@ def test_owner(metadata, owner):
         entry["metadata"] = metadata
     view = F["domain_view"]({"a": {"r": {"domains": [entry]}}}, ["a"], "r")
     assert view == [{"name": "v", "host": "a", "active": True, "autostart": False, "vcpus": 2, "memory": 1024,
-                     "local_disks": [], "owner": owner}]
+                     "local_disks": [], "owner": owner, "persistent": True}]
 
 
 @pytest.mark.parametrize("hostvars, hosts, register, match", [
