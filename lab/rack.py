@@ -143,8 +143,19 @@ def _prepare_root(base: image.BaseImage, host: Host, rack: Rack, prefix: int) ->
     (root / "etc" / "resolv.conf").write_text(resolv)
     # systemd-resolved is not installed; keep the static resolv.conf
     (root / "etc" / "machine-id").write_text("")
+    _linger_root(root)
     _host_key(root, host, rack)
     _site_trust(root)
+
+
+def _linger_root(root: Path) -> None:
+    """Keep root's user manager (user@0) running between SSH sessions. In an nspawn container on cgroup v1
+    systemd is never told that a cgroup emptied, so stopping user@0 after the last session waits its whole stop
+    timeout ("Processes still around after final SIGKILL", 90 s) and every login meanwhile stalls: the SSH
+    stalls of 15-120 s seen in the ops, upgrade and HA tiers. Lingering (loginctl enable-linger) never stops it."""
+    linger = root / "var" / "lib" / "systemd" / "linger"
+    linger.mkdir(parents=True, exist_ok=True)
+    (linger / "root").touch()
 
 
 def _host_key(root: Path, host: Host, rack: Rack) -> None:

@@ -126,3 +126,9 @@ def test_lab_recap_parses_hosts_only_and_sums_changed():
     assert list(stats) == ["hc-lab-1", "hc-lab-2", "hc-lab-3"]
     assert stats["hc-lab-3"]["unreachable"] == 1 and stats["hc-lab-2"]["changed"] == 2
     assert cli._changed(RECAP) == 2  # pylint: disable=protected-access
+
+
+def test_rack_hosts_keep_roots_user_manager(tmp_path):
+    # without it every login stalled while user@0 waited out its stop timeout (cgroup v1 in nspawn)
+    rack._linger_root(tmp_path)  # pylint: disable=protected-access
+    assert (tmp_path / "var" / "lib" / "systemd" / "linger" / "root").is_file()
