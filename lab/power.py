@@ -72,7 +72,10 @@ class PowerSwitch:
                 self.events.append({"time": time.time(), "action": action, "host": name, "refused": True})
             return 503, {"error": "the power controller of %s does not answer" % name}
         if method == "GET" and action == "status":
-            return 200, {"power": "on" if powered(host) else "off"}
+            state = "on" if powered(host) else "off"
+            with self.lock:
+                self.events.append({"time": time.time(), "action": "status", "host": name, "power": state})
+            return 200, {"power": state}
         if method == "POST" and action in ("on", "off"):
             with self.lock:
                 self.events.append({"time": time.time(), "action": action, "host": name})
