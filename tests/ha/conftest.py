@@ -29,7 +29,7 @@ def install_agent(rack: rackmod.Rack, host: rackmod.Host) -> None:
     """The test-only power fence agent onto a host (fence-agents' library comes with the cluster role)."""
     subprocess.run(["ssh", "-i", rack.ssh_key, *rack.ssh_options(), "-o", "BatchMode=yes", "root@" + host.address,
                     "cat > /usr/sbin/fence_hc_testbed && chmod 0755 /usr/sbin/fence_hc_testbed"],
-                   input=power.AGENT.read_bytes(), check=True, timeout=60, capture_output=True)
+                   input=power.AGENT_SHEBANG + power.AGENT.read_bytes(), check=True, timeout=60, capture_output=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,3 @@
-#!/usr/bin/python3 -tt
 # Copyright: hospital.cloud maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """TEST BED ONLY: the power fence of a virtual rack's host (a systemd-nspawn container).
