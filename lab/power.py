@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hmac
 import json
+import os
 import secrets
+import signal
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +34,21 @@ def power_loss(rack: rackmod.Rack, host: rackmod.Host) -> None:
         return
     init = rackmod._container_init(host)  # pylint: disable=protected-access
     rackmod._reap_host(host, init, timeout=0)  # pylint: disable=protected-access
+
+
+def power_loss_together(rack: rackmod.Rack, hosts: list[rackmod.Host]) -> None:
+    """Several hosts lose power in the same instant (one feed): every container killed before any is reaped, so
+    the cluster sees them go in one membership change, not one after the other."""
+    inits = [(h, rackmod._container_init(h)) for h in hosts if powered(h)]  # pylint: disable=protected-access
+    for host, init in inits:
+        for pid in (init[0], host.pid):
+            if pid:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+    for host, init in inits:
+        rackmod._reap_host(host, init, timeout=0)  # pylint: disable=protected-access
 
 
 def powered(host: rackmod.Host) -> bool:
