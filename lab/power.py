@@ -30,10 +30,7 @@ AGENT_SHEBANG = b"#!/usr/bin/python3 -tt\n"
 
 def power_loss(rack: rackmod.Rack, host: rackmod.Host) -> None:
     """Kill a host's container at once by PID (its init, then systemd-nspawn): what a pulled power cord does."""
-    if not (host.pid and procs.owns(host.pid, Path(host.root))):
-        return
-    init = rackmod._container_init(host)  # pylint: disable=protected-access
-    rackmod._reap_host(host, init, timeout=0)  # pylint: disable=protected-access
+    power_loss_together(rack, [host])
 
 
 def power_loss_together(rack: rackmod.Rack, hosts: list[rackmod.Host]) -> None:
