@@ -9,7 +9,6 @@ running rack of the same name and suite as it is).
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
 import pytest
@@ -17,7 +16,6 @@ import pytest
 from lab import rack as rackmod
 
 NAME, SUBNET, BRIDGE, SUITE, OSD_GIB = "upg", "10.77.73.0/24", "hcupg0", "bookworm", 4
-VIRSH = "virsh -c qemu:///system "
 
 
 def keep_rack() -> bool:
@@ -40,10 +38,4 @@ def upg_rack():
     if keep_rack():
         print("HC_KEEP_RACK=1: rack %s left up (python -m lab.rack down %s removes it)" % (NAME, NAME))
         return
-    for h in rackmod.Rack.load(NAME).hosts:  # TCG guests make the rack's shutdown slow: power them off first
-        try:
-            rackmod.ssh(rack, h, "for d in $(%s list --name); do %s destroy $d; done" % (VIRSH, VIRSH), check=False,
-                        timeout=120)
-        except subprocess.TimeoutExpired:
-            print("upg: could not power off the guests of %s in 120 s" % h.name)
     rackmod.destroy(NAME)

@@ -108,6 +108,27 @@ def test_wait_ssh_retries_a_boot_slower_than_one_attempt(monkeypatch):
     assert len(attempts) == 2 and all(5 <= t <= 60 for t in attempts)
 
 
+def test_power_off_guests_stops_the_cluster_first_and_skips_hosts_that_are_off(monkeypatch):
+    hosts = [rack.Host(name="hc-x-%d" % i, address="10.77.99.1%d" % i, rack="r1", root="/nonexistent/%d" % i,
+                       pid=100 + i) for i in (1, 2, 3)]
+    the_rack = rack.Rack(name="x", subnet="10.77.99.0/24", bridge="hcx0", gateway="10.77.99.1", hosts=hosts,
+                         ssh_key="/nonexistent/id", state_dir="/nonexistent")
+    monkeypatch.setattr(rack.procs, "owns", lambda pid, root: pid != 102)  # hc-x-2 is powered off
+    sent = []
+
+    def fake_ssh(_rack, host, command, check=True, timeout=300):  # pylint: disable=unused-argument
+        sent.append((host.name, command))
+        if host.name == "hc-x-3":
+            raise subprocess.TimeoutExpired(["ssh", command], timeout)
+        return subprocess.CompletedProcess(["ssh"], 0, "", "")
+
+    monkeypatch.setattr(rack, "ssh", fake_ssh)
+    done = rack.power_off_guests(the_rack)
+    assert [name for name, _command in sent] == ["hc-x-1", "hc-x-3"] and done == ["guests of hc-x-1"]
+    command = sent[0][1]
+    assert command.index("systemctl stop pacemaker") < command.index("virsh -c qemu:///system destroy")
+
+
 RECAP = """PLAY RECAP *********************************************************************
 hc-lab-1                   : ok=112  changed=0    unreachable=0    failed=0    skipped=36   rescued=0    ignored=0
 hc-lab-2                   : ok=85   changed=2    unreachable=0    failed=0    skipped=32   rescued=0    ignored=0
