@@ -2,7 +2,8 @@
 # Copyright: hospital.cloud maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The cluster filters (docs in <filter name>.yml next to this file): cluster_problems, cluster_fencing,
-cluster_vm_problems, cluster_vm_resources. The logic is in plugins/plugin_utils/cluster; here every
+cluster_vm_problems, cluster_vm_resources, cluster_wanted,
+cluster_node_utilization. The logic is in plugins/plugin_utils/cluster; here every
 ClusterInputError becomes an AnsibleFilterError."""
 
 from __future__ import annotations
@@ -33,4 +34,6 @@ class FilterModule:
             "cluster_fencing": _filter(cib.cluster_fencing),
             "cluster_vm_problems": _filter(cib.cluster_vm_problems),
             "cluster_vm_resources": _filter(cib.cluster_vm_resources),
+            "cluster_wanted": _filter(cib.cluster_wanted),
+            "cluster_node_utilization": _filter(cib.cluster_node_utilization),
         }

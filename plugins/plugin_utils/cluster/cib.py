@@ -196,6 +196,28 @@ def is_ha(vm, default=False):
     return bool(vm.get("ha", default))
 
 
+def _flag(value):
+    """A boolean as the inventory writes one (true/yes/on/1, any case) or a real bool."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "on", "1", "y", "t")
+    return bool(value)
+
+
+def cluster_wanted(host_vars):
+    """Whether a host's inventory asks for the cluster: cluster_enabled, vm_guests_ha_default, or a VM with ha: true.
+    The one rule site.yml and add_host.yml decide by."""
+    if not hasattr(host_vars, "get"):
+        raise ClusterInputError("cluster_wanted: expects a host's variables (hostvars[host]), got %s"
+                                % type(host_vars).__name__)
+    default = _flag(host_vars.get("vm_guests_ha_default", False))
+    if default or _flag(host_vars.get("cluster_enabled", False)):
+        return True
+    vms = host_vars.get("vm_guests_vms") or []
+    if not isinstance(vms, list):
+        raise ClusterInputError("cluster_wanted: vm_guests_vms must be a list, got %s" % type(vms).__name__)
+    return any(_flag(vm.get("ha", False)) for vm in vms if isinstance(vm, dict))
+
+
 def cluster_vm_problems(vms, reserve="none", cluster_nodes=None, default=False):
     """Every reason the HA VMs cannot be handed to the cluster, as sentences."""
     problems = []
@@ -242,6 +264,36 @@ def _ha_plan(vms, hosts, plan, settings, ha_names):
         raise ClusterInputError("the HA VMs cannot be placed with an n+1 reserve: %s" % "; ".join(exc.problems)) from None
 
 
+def _node_entries(capacity, assignment, sizes, ha_names):
+    """Per host: its capacity less the inventory's VMs outside the cluster that run there (assignment), and its
+    rack as a node attribute (for rack-wide anti-affinity)."""
+    nodes = {}
+    for name, info in sorted(capacity.items()):
+        outside = [sizes[vm] for vm, host in assignment.items() if host == name and vm not in ha_names and vm in sizes]
+        nodes[name] = {"utilization": {"cpu": int(info["vcpus"]["capacity"] - sum(int(v["vcpus"]) for v in outside)),
+                                       "memory": int(info["memory"]["capacity"] - sum(_mib(v["memory"]) for v in outside))},
+                       "attributes": {"rack": info.get("rack", name)}}
+    return nodes
+
+
+def cluster_node_utilization(vms, hosts, assignment, settings=None):
+    """{node: {utilization, attributes}} as cluster_vm_resources sets them, for VMs outside the cluster that now run
+    where `assignment` ({vm: host}, e.g. after host_maintenance moved them) says."""
+    settings = settings or {}
+    if not isinstance(vms, list) or not all(isinstance(v, dict) and "name" in v for v in vms):
+        raise ClusterInputError("cluster_node_utilization: vms must be a list of VM dicts with a name (vm_guests_vms)")
+    if not isinstance(assignment, dict):
+        raise ClusterInputError("cluster_node_utilization: assignment must be a dict of VM -> host, got %s"
+                                % type(assignment).__name__)
+    default = settings.get("ha_default", False)
+    ha_names = set(v["name"] for v in vms if is_ha(v, default))
+    try:
+        capacity = solve_placement([], hosts, time_limit=0)["hosts"]
+    except PlacementError as exc:
+        raise ClusterInputError("cluster_node_utilization: %s" % "; ".join(exc.problems)) from None
+    return _node_entries(capacity, assignment, dict((v["name"], v) for v in vms), ha_names)
+
+
 def cluster_vm_resources(vms, hosts, plan, settings):  # pylint: disable=too-many-locals
     """{elements, nodes, vms}: the VirtualDomain resources of the HA VMs, their constraints and node capacity.
 
@@ -258,13 +310,8 @@ def cluster_vm_resources(vms, hosts, plan, settings):  # pylint: disable=too-man
     failover = ideal.get("failover") or {}
     capacity = (ideal.get("hosts") or (plan or {}).get("hosts") or {})
     sizes = dict((v["name"], v) for v in vms if isinstance(v, dict) and "name" in v)
-    elements, nodes = [], {}
-    for name, info in sorted(capacity.items()):
-        outside = [sizes[vm] for vm, host in ((plan or {}).get("assignment") or {}).items()
-                   if host == name and vm not in ha_names and vm in sizes]
-        nodes[name] = {"utilization": {"cpu": int(info["vcpus"]["capacity"] - sum(int(v["vcpus"]) for v in outside)),
-                                       "memory": int(info["memory"]["capacity"] - sum(_mib(v["memory"]) for v in outside))},
-                       "attributes": {"rack": info.get("rack", name)}}
+    elements = []
+    nodes = _node_entries(capacity, (plan or {}).get("assignment") or {}, sizes, ha_names)
     labels = dict((h.get("name"), h.get("labels") or []) for h in hosts if isinstance(h, dict))
     config_dir = settings.get("config_dir", "/etc/hospital-cloud/vms")
     for vm in ha:

@@ -150,3 +150,49 @@ def test_ha_vms_that_cannot_fit_are_named():
     big = [{"name": "big%d" % i, "vcpus": 6, "memory": 512, "disk": 1, "ha": True} for i in range(3)]
     with pytest.raises(AnsibleFilterError, match="cannot be placed with an n\\+1 reserve"):
         F["cluster_vm_resources"](big, HOSTS, {"assignment": {}}, {})
+
+
+@pytest.mark.parametrize("host_vars,wanted", [
+    ({}, False),
+    ({"vm_guests_vms": [{"name": "a"}, {"name": "b", "ha": False}]}, False),
+    ({"vm_guests_vms": [{"name": "a"}, {"name": "b", "ha": True}]}, True),
+    ({"vm_guests_vms": [{"name": "a", "ha": "yes"}]}, True),
+    ({"vm_guests_ha_default": "true", "vm_guests_vms": []}, True),
+    ({"cluster_enabled": True}, True),
+    ({"cluster_enabled": "false", "vm_guests_ha_default": "no"}, False),
+])
+def test_cluster_wanted_by_ha_vms_or_the_switches(host_vars, wanted):
+    assert F["cluster_wanted"](host_vars) is wanted
+
+
+@pytest.mark.parametrize("bad,text", [("kvm-01", "expects a host's variables"),
+                                      ({"vm_guests_vms": "a,b"}, "vm_guests_vms must be a list")])
+def test_cluster_wanted_bad_input(bad, text):
+    with pytest.raises(AnsibleFilterError, match=text):
+        F["cluster_wanted"](bad)
+
+
+def test_node_utilization_is_what_vm_resources_set_and_follows_a_moved_vm():
+    # host_maintenance moved the plain VM c: the cluster's capacity must follow it, and equal what the next
+    # site.yml computes (cluster_vm_resources with c where it runs now), so that run changes nothing
+    vms = _vms()
+    plan = _plan(vms)
+    c_host = plan["assignment"]["c"]
+    other = next(h["name"] for h in HOSTS if h["name"] != c_host)
+    moved = dict(plan["assignment"], c=other)
+    now = F["cluster_node_utilization"](vms, HOSTS, moved)
+    assert now == F["cluster_vm_resources"](vms, HOSTS, dict(plan, assignment=moved), {})["nodes"]
+    assert now[other]["utilization"] == {"cpu": 7, "memory": 7168}
+    assert now[c_host]["utilization"] == {"cpu": 8, "memory": 8192}
+    # HA VMs and VMs the inventory does not declare take nothing from it
+    assert F["cluster_node_utilization"](vms, HOSTS, {"a": c_host, "stray": c_host})[c_host]["utilization"] == {
+        "cpu": 8, "memory": 8192}
+
+
+@pytest.mark.parametrize("vms,assignment,text", [
+    ("a,b", {}, "vms must be a list of VM dicts"),
+    ([{"name": "a"}], ["a"], "assignment must be a dict"),
+])
+def test_node_utilization_bad_input(vms, assignment, text):
+    with pytest.raises(AnsibleFilterError, match=text):
+        F["cluster_node_utilization"](vms, HOSTS, assignment)
