@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# make test: lint, sanity, unit and integration, with the ops tier (tests/integration/ops: one 3-4 host rack,
-# ~25 min, mostly waiting on its rack) running beside the rest instead of after it. Serially make test took
+# make test: lint, sanity, unit and integration, with the ops tier (tests/integration/ops: one 3-4 host rack for
+# the day-2 and the HA tests, ~45 min, mostly waiting on its rack) running beside the rest instead of after it. Serially make test took
 # 4427 s in CI on 2026-12-04, over the 70-minute budget. The two runs share no fixture that could race: the
 # ops tier uses only the base image (built under flock) and its own rack; libvirtd and the host-side Ceph
 # cluster belong to the other run.

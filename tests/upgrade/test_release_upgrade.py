@@ -31,7 +31,7 @@ from lab.playbook import Progress
 from lab.rack import RackError, ssh
 from testbed.ansible_run import REPO, VENV_PY, ansible_env
 # the ops tier's AWX-like job runner and rack helpers (tests/ is on sys.path: tests/conftest.py)
-from integration.ops.test_ops import Ops, assert_ok, run_job
+from integration.ops.opsrack import Ops, assert_ok, run_job
 
 pytestmark = [pytest.mark.image, pytest.mark.ceph, pytest.mark.slow, pytest.mark.timeout(3600)]
 

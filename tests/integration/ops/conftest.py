@@ -1,23 +1,62 @@
-"""The ops tier: ONE virtual rack (hc-ops-1..3, bridge hcops0, 10.77.50.0/24) for the whole module.
+"""The ops tier: ONE virtual rack (hc-ops-1..3, bridge hcops0, 10.77.50.0/24) for the whole package.
 
-Every job template's playbook runs through ansible_runner.run(), the engine AWX uses, against it.
+test_ops.py (day-2 job templates), then test_ops_ha.py (the same rack with HA VMs and the cluster), then the
+add_host tests (the rack grows to four hosts, so they come last). Every playbook runs through
+ansible_runner.run(), the engine AWX uses, against it.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import time
+from pathlib import Path
+
 import pytest
 
+from lab import power
 from lab import rack as rackmod
+from integration.ops.opsrack import BRIDGE, NAME, SUBNET, Ops, Webhook
+
+FIGURES: dict = {}
 
 
-@pytest.fixture(scope="module")
-def rack_factory():
-    made = []
+def pytest_collection_modifyitems(items):
+    """add_host grows the rack to four hosts: its tests run after every other test of this tier (the HA tests need
+    the three-node cluster), each tier's items staying where they are in the session."""
+    here = Path(__file__).resolve().parent
+    slots = [i for i, item in enumerate(items) if here in Path(item.path).resolve().parents]
+    ordered = sorted((items[i] for i in slots), key=lambda item: "test_add_host" in item.name)
+    for i, item in zip(slots, ordered):
+        items[i] = item
 
-    def make(name: str, hosts: int = 1, subnet: str = "10.77.50.0/24", bridge: str = "hcops0", **kw):
-        made.append(name)  # destroyed at the end even if it fails to come up
-        return rackmod.up(name, hosts=hosts, subnet=subnet, bridge=bridge, **kw)
 
-    yield make
-    for name in made:
-        rackmod.destroy(name)
+def install_fence_agent(rack: rackmod.Rack, host: rackmod.Host) -> None:
+    """The test-only power fence agent onto a host (fence-agents' library comes with the cluster role)."""
+    subprocess.run(["ssh", "-i", rack.ssh_key, *rack.ssh_options(), "-o", "BatchMode=yes", "root@" + host.address,
+                    "cat > /usr/sbin/fence_hc_testbed && chmod 0755 /usr/sbin/fence_hc_testbed"],
+                   input=power.AGENT_SHEBANG + power.AGENT.read_bytes(), check=True, timeout=60, capture_output=True)
+
+
+@pytest.fixture(scope="package")
+def ops(base_image, tmp_path_factory):  # pylint: disable=unused-argument
+    t0 = time.monotonic()
+    try:
+        rack = rackmod.up(NAME, hosts=3, subnet=SUBNET, bridge=BRIDGE, osd_gib=4)
+        for h in rack.hosts:
+            install_fence_agent(rack, h)
+    except BaseException:
+        rackmod.destroy(NAME)  # destroyed even if it fails to come up
+        raise
+    FIGURES["rack_up_s"] = round(time.monotonic() - t0, 1)
+    switch = power.PowerSwitch(NAME)
+    switch.start(rack.gateway)
+    o = Ops(rack, tmp_path_factory.mktemp("ops"), webhook=Webhook(rack.gateway), switch=switch)
+    print("ops tier: job artefacts in %s" % o.tmp)
+    try:
+        yield o
+    finally:
+        o.webhook.close()
+        switch.stop()
+        print("ops rack figures: %s" % json.dumps(FIGURES))
+        rackmod.destroy(NAME)

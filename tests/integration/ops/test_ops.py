@@ -1,256 +1,38 @@
-"""Day-2 job templates run through ansible-runner (the engine AWX uses) against one virtual rack.
+"""Day-2 job templates run through ansible-runner (the engine AWX uses) against the ops tier's rack (conftest.py).
 
-Deploy site -> capacity report -> host maintenance (check mode, refusals, the real run, a second run) -> add a
-fourth host. Guests are idle TCG VMs (init=/bin/sh after the root mount from their RBD clone).
+Deploy site -> capacity report -> host maintenance (check mode, refusals, the real run, a second run) -> (the HA
+tests of test_ops_ha.py) -> add a fourth host. Guests are idle TCG VMs (init=/bin/sh after the root mount from their
+RBD clone).
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
-import secrets
-import shutil
 import subprocess
-import threading
 import time
-import urllib.parse
-import urllib.request
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from lab import rack as rackmod
-from testbed.ansible_run import REPO, ansible_env
-from testbed.pcap_marker import Capture, count_marker
-from lab.rack import ssh
-
-ansible_runner = pytest.importorskip("ansible_runner", reason="ansible-runner is pinned in requirements.txt")
+from testbed.pcap_marker import count_marker
+from integration.ops.opsrack import MARKER, NAME, VIRSH, Ops, assert_ok, assert_refused, run_job
 
 pytestmark = [pytest.mark.image, pytest.mark.ceph, pytest.mark.slow, pytest.mark.timeout(3600)]
 
-NAME, SUBNET, BRIDGE = "ops", "10.77.50.0/24", "hcops0"
-INVENTORY = Path(__file__).resolve().parent / "inventory"
 VMS = ("ops-a", "ops-b", "ops-c")
-VIRSH = "virsh -c qemu:///system "
 MARK = "/etc/ansible/facts.d/hospital_cloud_maintenance.fact"
 FIGURES: dict = {}
-# 64 random bytes (hex) in every ops VM's kernel command line, hence in its RAM: looked for in the captures
-MARKER = secrets.token_hex(32)
 KEY_COMMENT = "hospital.cloud host_maintenance migration key"
 MIGRATION_PORTS = range(49152, 49216)  # QEMU's migration ports (libvirt's default range)
 OTHER_KEY = "AAAAC3NzaC1lZDI1NTE5AAAAIJSHvS7J3OZiFv6A2uXoE0sZbBc2rEYcbdwv3aR8Cl3F"  # an ed25519 key no host has
 
 
-class Webhook:
-    """Alertmanager's webhook receiver: an HTTP server on the rack's bridge address (the rack's hosts reach it,
-    nothing else) that keeps every notified alert with the time it arrived."""
-
-    def __init__(self, address: str):
-        self.alerts: list[tuple[float, str, dict]] = []  # (monotonic time, firing|resolved, labels)
-        self._lock = threading.Lock()
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # pylint: disable=invalid-name
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-                now = time.monotonic()
-                with hook._lock:  # pylint: disable=protected-access
-                    hook.alerts += [(now, a.get("status", ""), a.get("labels", {})) for a in body.get("alerts", [])]
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):  # pylint: disable=arguments-differ
-                pass
-
-        self.server = ThreadingHTTPServer((address, 0), Handler)
-        self.url = "http://%s:%d/alertmanager" % (address, self.server.server_address[1])
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def received(self, since: float, status: str | None = None, **labels: str) -> list[tuple[float, str, dict]]:
-        with self._lock:
-            return [a for a in self.alerts if a[0] >= since and status in (None, a[1])
-                    and all(a[2].get(k) == v for k, v in labels.items())]
-
-    def wait(self, since: float, status: str, timeout: float, **labels: str) -> float:
-        """Seconds from `since` until an alert with `status` and `labels` arrived."""
-        deadline = time.monotonic() + timeout
-        while not (got := self.received(since, status, **labels)):
-            if time.monotonic() > deadline:
-                raise AssertionError("no %s alert %s at the webhook within %d s; it received: %s"
-                                     % (status, labels, timeout, self.received(since)))
-            time.sleep(1)
-        return round(got[0][0] - since, 1)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@dataclass
-class Ops:
-    rack: rackmod.Rack
-    tmp: Path
-    hosts: list[str] = field(default_factory=lambda: ["hc-ops-1", "hc-ops-2", "hc-ops-3"])
-    seq: itertools.count = field(default_factory=itertools.count)
-    webhook: Webhook | None = None
-
-    def inventory(self) -> list[str]:
-        """The ops inventory (group_vars from tests/integration/ops/inventory) for self.hosts + the rack's own."""
-        inv = self.tmp / "inventory"
-        if not inv.exists():
-            shutil.copytree(INVENTORY, inv)
-            # this run's migration CA (on the controller) and the marker the guests keep in RAM
-            (inv / "group_vars" / "all" / "test_run.yml").write_text(json.dumps(
-                {"kvm_host_pki_dir": str(self.tmp / "pki"), "hc_ram_marker": MARKER,
-                 "hc_webhook_url": self.webhook.url if self.webhook else None}))
-        groups = {"kvm_hosts": self.hosts, "ceph_mons": self.hosts[:3], "ceph_mgrs": self.hosts[:1],
-                  "ceph_osds": self.hosts, "monitoring": self.hosts[:1]}
-        (inv / "hosts.yml").write_text(json.dumps(
-            {"all": {"children": {g: {"hosts": {h: None for h in hs}} for g, hs in groups.items()}}}, indent=1))
-        return [str(inv), str(Path(self.rack.state_dir) / "inventory.ini")]
-
-    def addresses(self) -> list[str]:
-        return [h.address for h in self.rack.hosts]
-
-    def capture(self, name: str) -> Capture:
-        """tcpdump on the ops bridge, TCP between the rack's own hosts."""
-        return Capture(BRIDGE, self.addresses(), self.tmp / ("%s.pcap" % name))
-
-    def host(self, name: str) -> rackmod.Host:
-        return next(h for h in self.rack.hosts if h.name == name)
-
-    def sh(self, name: str, cmd: str, check: bool = True) -> str:
-        return ssh(self.rack, self.host(name), cmd, check=check).stdout
-
-    def ceph(self, *args: str):
-        return json.loads(self.sh("hc-ops-1", "ceph %s --format json" % " ".join(args)))
-
-    def api(self, port: int, path: str, **query: str):
-        """GET from Prometheus (9090) or Alertmanager (9093) on the monitoring host hc-ops-1, JSON decoded."""
-        url = "http://%s:%d%s" % (self.host("hc-ops-1").address, port, path)
-        if query:
-            url += "?" + urllib.parse.urlencode(query)
-        with urllib.request.urlopen(url, timeout=10) as r:
-            return json.loads(r.read())
-
-    def osd_of(self, host: str) -> int:
-        tree = self.ceph("osd", "tree")
-        return next(n for n in tree["nodes"] if n["type"] == "host" and n["name"] == host)["children"][0]
-
-    def silences(self, host: str, state: str = "active") -> list[dict]:
-        """This collection's Alertmanager silences of host=<host> in that state."""
-        return [x for x in self.api(9093, "/api/v2/silences") if x["status"]["state"] == state
-                and x["createdBy"] == "hospital.cloud"
-                and [(m["name"], m["value"]) for m in x["matchers"]] == [("host", host)]]
-
-    def domains(self) -> dict[str, dict[str, list[str]]]:
-        """{vm: {'running': [hosts], 'defined': [hosts]}} over the rack's KVM hosts."""
-        out: dict = {}
-        for h in self.hosts:
-            running = self.sh(h, VIRSH + "list --name").split()
-            for d in self.sh(h, VIRSH + "list --all --name").split():
-                out.setdefault(d, {"running": [], "defined": []})["defined"].append(h)
-                if d in running:
-                    out[d]["running"].append(h)
-        return out
-
-
-@dataclass
-class Job:
-    runner: object
-    seconds: float
-
-    @property
-    def rc(self) -> int:
-        return self.runner.rc
-
-    @property
-    def status(self) -> str:
-        return self.runner.status
-
-    @property
-    def stats(self) -> dict:
-        return self.runner.stats or {}
-
-    def changed(self) -> int:
-        return sum(self.stats.get("changed", {}).values())
-
-    def failures(self) -> int:
-        return sum(self.stats.get("failures", {}).values()) + sum(self.stats.get("dark", {}).values())
-
-    @property
-    def stdout(self) -> str:
-        return Path(self.runner.config.artifact_dir, "stdout").read_text()
-
-    @property
-    def events(self) -> list[dict]:
-        # in the order they happened: the files are named <counter>-<uuid>.json ("1287-..." sorts before "78-...")
-        files = Path(self.runner.config.artifact_dir, "job_events").glob("*.json")
-        return [json.loads(p.read_text()) for p in sorted(files, key=lambda p: int(p.name.split("-", 1)[0]))]
-
-    def artifacts(self) -> dict:
-        """set_stats data (AWX job artifacts) from the playbook_on_stats event."""
-        for e in self.events:
-            if e.get("event") == "playbook_on_stats":
-                return e["event_data"].get("artifact_data", {})
-        return {}
-
-    def changed_tasks(self) -> list[str]:
-        return sorted({"%s@%s" % (e["event_data"].get("task"), e["event_data"].get("host")) for e in self.events
-                       if e.get("event") == "runner_on_ok" and e["event_data"].get("res", {}).get("changed")})
-
-
-def run_job(ops: Ops, playbook: str, extravars: dict | None = None, check: bool = False, name: str = "job") -> Job:
-    """ansible_runner.run() of a playbook of this collection, as an AWX job template would launch it."""
-    ident = "%02d-%s" % (next(ops.seq), name)
-    # one private data dir per job, like AWX (ansible-runner keeps env/cmdline and env/extravars there)
-    pdd = ops.tmp / "runner" / ident
-    pdd.mkdir(parents=True)
-    t0 = time.monotonic()
-    runner = ansible_runner.run(
-        private_data_dir=str(pdd), ident=ident, playbook=str(REPO / "playbooks" / playbook),
-        inventory=ops.inventory(), extravars=extravars or {}, cmdline="--check --diff" if check else None,
-        envvars=ansible_env({"ANSIBLE_FORKS": "10"}),  # PATH: the venv first (its ansible-playbook)
-        quiet=True, timeout=2400)
-    job = Job(runner, time.monotonic() - t0)
-    print("%s: rc=%s status=%s changed=%d in %.0f s" % (ident, job.rc, job.status, job.changed(), job.seconds))
-    # the runner's artefacts: the command, stdout, per-event JSON
-    art = Path(runner.config.artifact_dir)
-    assert (art / "stdout").is_file() and (art / "command").is_file()
-    assert list((art / "job_events").glob("*.json")), "no job events in %s" % art
-    return job
-
-
-def assert_ok(job: Job) -> None:
-    assert job.rc == 0 and job.status == "successful", job.stdout[-5000:]
-    assert job.failures() == 0, job.stats
-    assert any(e.get("event") == "playbook_on_stats" for e in job.events)
-
-
-def assert_refused(job: Job, text: str) -> None:
-    assert job.rc != 0 and job.status == "failed", job.stdout[-3000:]
-    assert "Refused, nothing was changed" in job.stdout and text in job.stdout, job.stdout[-3000:]
-    assert job.changed() == 0, job.changed_tasks()
-
-
-@pytest.fixture(scope="module")
-def ops(rack_factory, base_image, tmp_path_factory):  # pylint: disable=unused-argument
-    t0 = time.monotonic()
-    rack = rack_factory(NAME, hosts=3, subnet=SUBNET, bridge=BRIDGE, osd_gib=4)
-    FIGURES["rack_up_s"] = round(time.monotonic() - t0, 1)
-    o = Ops(rack, tmp_path_factory.mktemp("ops"), webhook=Webhook(rack.gateway))
-    yield o
-    o.webhook.close()
+@pytest.fixture(scope="module", autouse=True)
+def figures():
+    yield FIGURES
     print("ops figures: %s" % json.dumps(FIGURES))
-    for h in o.rack.hosts:  # TCG guests make the rack's shutdown slow: power them off first
-        try:
-            ssh(o.rack, h, "for d in $(%s list --name); do %s destroy $d; done" % (VIRSH, VIRSH), check=False,
-                timeout=120)
-        except subprocess.TimeoutExpired:
-            print("ops: could not power off the guests of %s in 120 s" % h.name)
 
 
 def _steady(ops: Ops) -> dict:
@@ -613,6 +395,14 @@ def test_add_host(ops):
     ops.rack = rackmod.Rack.load(NAME)
     ops.hosts.append("hc-ops-4")
     FIGURES["add_host_boot_s"] = round(time.monotonic() - t0, 1)
+    # with the HA VMs (test_ops_ha.py's cluster) and the new host in the cluster group (kvm_hosts): four nodes,
+    # an even number of votes, refused before anything changes
+    ops.with_ha = True
+    try:
+        even = run_job(ops, "add_host.yml", {"add_host_name": "hc-ops-4"}, name="add-host-even-cluster")
+    finally:
+        ops.with_ha = False
+    assert_refused(even, "has 4 nodes, an even number of votes without a quorum device")
     job = run_job(ops, "add_host.yml", {"add_host_name": "hc-ops-4"}, name="add-host")
     FIGURES["add_host_s"] = round(job.seconds)
     assert_ok(job)

@@ -1,5 +1,5 @@
 """roles/cluster/templates/fence_ceph_blocklist.j2: the storage fence agent's own logic (fence-agents' library
-stubbed; the agent runs against a real cluster in make test-ha)."""
+stubbed; the agent runs against a real cluster in the ops tier, tests/integration/ops/test_ops_ha.py)."""
 
 from __future__ import annotations
 

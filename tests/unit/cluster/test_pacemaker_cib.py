@@ -1,5 +1,5 @@
 """module_utils/cluster/cib (hospital.cloud.pacemaker_cib) against a CIB held in memory by a stand-in for
-cibadmin/crm_attribute (the real tools run in `make test-ha`): desired vs observed, check mode, bad input."""
+cibadmin/crm_attribute (the real tools run in tests/integration/ops/test_ops_ha.py): desired vs observed, check mode, bad input."""
 
 from __future__ import annotations
 
