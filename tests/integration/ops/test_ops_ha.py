@@ -410,7 +410,16 @@ def test_quorum_loss_restarts_nothing(ha):
 
 
 def test_site_after_failovers_changes_nothing(ha):
-    _wait_running(ha, HA_VMS + PLAIN)
+    """The plain VMs of a host that lost its power stay down when it boots (their autostart runs while the host is
+    still fenced): the next site.yml starts them; a second run changes nothing."""
+    _wait_running(ha, HA_VMS)
+    deadline = time.monotonic() + 180
+    while set(ha.addresses()) & ha.blocklisted() and time.monotonic() < deadline:
+        time.sleep(3)
+    assert not set(ha.addresses()) & ha.blocklisted(), "hosts still fenced: %s" % ha.blocklisted()
     job = run_job(ha, "site.yml", name="site-after")
     assert_ok(job)
-    assert job.changed() == 0, "site.yml changed after the failovers: %s" % job.changed_tasks()
+    _wait_running(ha, HA_VMS + PLAIN)
+    again = run_job(ha, "site.yml", name="site-after-again")
+    assert_ok(again)
+    assert again.changed() == 0, "site.yml changed after the failovers: %s" % again.changed_tasks()
