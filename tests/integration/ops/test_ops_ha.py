@@ -22,7 +22,7 @@ import pytest
 from lab import power
 from lab import rack as rackmod
 from lab.rack import ssh
-from integration.ops.opsrack import Ops, assert_ok, run_job
+from integration.ops.opsrack import VIRSH, Ops, assert_ok, run_job
 
 pytestmark = [pytest.mark.image, pytest.mark.ceph, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -33,7 +33,6 @@ FAILOVER_GOAL_S = 60
 RUNS = 3
 FIGURES: dict = {"failover_s": []}
 COUNT = re.compile(r"hc-count (\d+)")
-VIRSH = "virsh -c qemu:///system "
 
 
 @dataclass
