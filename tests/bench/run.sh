@@ -8,7 +8,7 @@ export ANSIBLE_COLLECTIONS_PATH="$root" PYTHONPATH="$root:$repo/tests${PYTHONPAT
 py="$repo/.venv/bin/python"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 rc=0
-for b in placement ceph libvirt imaging; do
+for b in placement ceph libvirt imaging backup; do
   echo; echo "=== bench: $b ==="
   args=()
   [ "$b" = placement ] && [ -n "${BENCH_QUICK:-}" ] && args=(--quick)

@@ -7,7 +7,7 @@ PKGS=(
   qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libxml2-utils
   python3-libvirt python3-lxml qemu-block-extra
   # Ceph (pacific, distribution packages) and its Python bindings
-  ceph-mon ceph-mgr ceph-osd ceph-common python3-rados python3-rbd udev
+  ceph-mon ceph-mgr ceph-osd ceph-common rbd-mirror python3-rados python3-rbd udev
   # venv for /usr/bin/python3 (the interpreter that has rados/rbd/libvirt)
   python3-venv python3-dev
   # base image builder, systemd hosts, networking
@@ -19,6 +19,8 @@ PKGS=(
   dnsmasq-base
   # promtool and amtool for the monitoring role's render test (tests/integration/monitoring)
   prometheus prometheus-alertmanager
+  # the backup engine's repository (tests/integration/backup; Debian 13 hosts get 0.18 from the role)
+  restic
 )
 missing=()
 for p in "${PKGS[@]}"; do

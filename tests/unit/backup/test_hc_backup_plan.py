@@ -1,0 +1,81 @@
+"""The backup engine's decisions (roles/backup/files/hc_backup.py): full or diff, what a restore needs, what the
+cluster and the repository may drop."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SPEC = importlib.util.spec_from_file_location(
+    "hc_backup", Path(__file__).resolve().parents[3] / "roles" / "backup" / "files" / "hc_backup.py")
+hc = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(hc)
+
+T0 = datetime.datetime(2026, 12, 5, 6, 0, tzinfo=datetime.timezone.utc)
+
+
+def point(pid, kind, hours, base_hours=None):
+    snap = hc.snap_name(T0 + datetime.timedelta(hours=hours))
+    tags = [hc.TAG, "image=vms/a", "kind=" + kind, "snap=" + snap]
+    if base_hours is not None:
+        tags.append("base=" + hc.snap_name(T0 + datetime.timedelta(hours=base_hours)))
+    return {"id": pid, "short_id": pid[:8], "time": "t", "tags": tags}
+
+
+SNAPSHOTS = [point("f0", "full", 0), point("d1", "diff", 1, 0), point("d2", "diff", 2, 0),
+             point("f3", "full", 3), point("d4", "diff", 4, 3),
+             # another image and a foreign restic snapshot are not this image's restore points
+             dict(point("x", "full", 5), tags=[hc.TAG, "image=vms/b", "kind=full", "snap=" + hc.snap_name(T0)]),
+             {"id": "y", "time": "t", "tags": ["manual"]}]
+
+
+def test_restore_points_are_this_images_in_time_order():
+    points = hc.restore_points(list(reversed(SNAPSHOTS)), "vms/a")
+    assert [p["id"] for p in points] == ["f0", "d1", "d2", "f3", "d4"]
+    assert points[4]["base"] == hc.snap_name(T0 + datetime.timedelta(hours=3))
+
+
+@pytest.mark.parametrize("cluster_hours,now_hours,full_every,want", [
+    ([3, 4], 5, 168, ("diff", 3)),      # the newest full's snapshot is on the cluster, young enough
+    ([4], 5, 168, ("full", None)),      # its snapshot is gone (e.g. the image was restored over)
+    ([3, 4], 3 + 168, 168, ("full", None)),  # a week old: a new full
+    ([], 0, 168, ("full", None)),
+])
+def test_full_or_diff(cluster_hours, now_hours, full_every, want):
+    points = hc.restore_points(SNAPSHOTS, "vms/a") if cluster_hours else []
+    snaps = [hc.snap_name(T0 + datetime.timedelta(hours=h)) for h in cluster_hours]
+    kind, base = hc.choose_kind(points, snaps, T0 + datetime.timedelta(hours=now_hours), full_every)
+    assert (kind, base) == (want[0], hc.snap_name(T0 + datetime.timedelta(hours=want[1])) if want[1] else None)
+
+
+def test_a_diff_restores_with_its_full_only():
+    points = hc.restore_points(SNAPSHOTS, "vms/a")
+    assert [p["id"] for p in hc.chain_of(points, points[2])] == ["f0", "d2"]
+    assert [p["id"] for p in hc.chain_of(points, points[3])] == ["f3"]
+    with pytest.raises(hc.BackupError, match="no longer holds"):
+        hc.chain_of(points[1:], points[2])
+
+
+def test_cluster_keeps_the_newest_full_and_the_latest_snapshot():
+    points = hc.restore_points(SNAPSHOTS, "vms/a")
+    on_cluster = [p["snap"] for p in points] + ["hcbk-20261205T120000Z", "operator-snapshot"]
+    # the last one has no restore point (a killed run): it goes; the operator's own snapshot stays
+    assert hc.cluster_snaps_to_remove(on_cluster, points) == [p["snap"] for p in points[:3]] + [
+        "hcbk-20261205T120000Z"]
+
+
+def test_kept_diffs_keep_their_full():
+    points = hc.restore_points(SNAPSHOTS, "vms/a")
+    assert hc.fulls_needed(points, {"d2", "d4"}) == {"f0", "f3"}
+    assert hc.fulls_needed(points, {"f3"}) == set()
+
+
+def test_retention_arguments():
+    assert hc.retention_args({"hourly": 24, "daily": 14, "weekly": 0}) == ["--keep-hourly", "24",
+                                                                          "--keep-daily", "14"]
+    for bad, text in (({"hourly": 0}, "keeps nothing"), ({"daily": -1}, "0 or more")):
+        with pytest.raises(hc.BadInput, match=text):
+            hc.retention_args(bad)
