@@ -1,14 +1,13 @@
 """The ops tier: ONE virtual rack (hc-ops-1..3, bridge hcops0, 10.77.50.0/24) for the whole package.
 
 test_ops.py (day-2 job templates), then test_ops_ha.py (the same rack with HA VMs and the cluster), then the
-add_host tests (the rack grows to four hosts, so they come last). Every playbook runs through
+add_host tests (the rack grows to five hosts, so they come last). Every playbook runs through
 ansible_runner.run(), the engine AWX uses, against it.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,26 +15,20 @@ import pytest
 
 from lab import power
 from lab import rack as rackmod
-from integration.ops.opsrack import BRIDGE, NAME, SUBNET, Ops, Webhook
+from integration.ops.opsrack import BRIDGE, NAME, SUBNET, Ops, Webhook, install_fence_agent
 
 FIGURES: dict = {}
 
 
 def pytest_collection_modifyitems(items):
-    """add_host grows the rack to four hosts: its tests run after every other test of this tier (the HA tests need
-    the three-node cluster), each tier's items staying where they are in the session."""
+    """add_host grows the rack to five hosts: its tests run after every other test of this tier (the HA tests need
+    the three-node cluster), test_ops.py's before test_ops_ha.py's (the order they are collected in). Each tier's
+    items stay where they are in the session."""
     here = Path(__file__).resolve().parent
     slots = [i for i, item in enumerate(items) if here in Path(item.path).resolve().parents]
     ordered = sorted((items[i] for i in slots), key=lambda item: "test_add_host" in item.name)
     for i, item in zip(slots, ordered):
         items[i] = item
-
-
-def install_fence_agent(rack: rackmod.Rack, host: rackmod.Host) -> None:
-    """The test-only power fence agent onto a host (fence-agents' library comes with the cluster role)."""
-    subprocess.run(["ssh", "-i", rack.ssh_key, *rack.ssh_options(), "-o", "BatchMode=yes", "root@" + host.address,
-                    "cat > /usr/sbin/fence_hc_testbed && chmod 0755 /usr/sbin/fence_hc_testbed"],
-                   input=power.AGENT_SHEBANG + power.AGENT.read_bytes(), check=True, timeout=60, capture_output=True)
 
 
 @pytest.fixture(scope="package")

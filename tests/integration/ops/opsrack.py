@@ -1,6 +1,6 @@
 """The ops tier's rack and job runner, shared by its modules (test_ops.py, test_ops_ha.py) and the upgrade tier.
 
-One virtual rack (hc-ops-1..3, bridge hcops0, 10.77.50.0/24; hc-ops-4 joins last). Every playbook runs through
+One virtual rack (hc-ops-1..3, bridge hcops0, 10.77.50.0/24; hc-ops-4 and hc-ops-5 join last). Every playbook runs through
 ansible_runner.run(), the engine AWX uses.
 """
 
@@ -10,6 +10,7 @@ import itertools
 import json
 import secrets
 import shutil
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -80,6 +81,13 @@ class Webhook:
         self.server.server_close()
 
 
+def install_fence_agent(rack: rackmod.Rack, host: rackmod.Host) -> None:
+    """The test-only power fence agent onto a host (fence-agents' library comes with the cluster role)."""
+    subprocess.run(["ssh", "-i", rack.ssh_key, *rack.ssh_options(), "-o", "BatchMode=yes", "root@" + host.address,
+                    "cat > /usr/sbin/fence_hc_testbed && chmod 0755 /usr/sbin/fence_hc_testbed"],
+                   input=power.AGENT_SHEBANG + power.AGENT.read_bytes(), check=True, timeout=60, capture_output=True)
+
+
 @dataclass
 class Ops:
     rack: rackmod.Rack
@@ -90,6 +98,8 @@ class Ops:
     switch: power.PowerSwitch | None = None
     # with_ha: the inventory adds the HA VMs (hence the cluster: site.yml sets it up for them), test_ops_ha.py
     with_ha: bool = False
+    # cluster_nodes: the cluster group (group ha_nodes, named by cluster_group in group_vars); None: kvm_hosts
+    cluster_nodes: list[str] | None = None
 
     def inventory(self) -> list[str]:
         """The ops inventory (group_vars from tests/integration/ops/inventory) for self.hosts + the rack's own."""
@@ -102,9 +112,10 @@ class Ops:
             {"kvm_host_pki_dir": str(self.tmp / "pki"), "hc_ram_marker": MARKER,
              "hc_webhook_url": self.webhook.url if self.webhook else None,
              "hc_power_token": self.switch.token if self.switch else "", "hc_gateway": self.rack.gateway,
-             "hc_with_ha": self.with_ha}))
+             "hc_with_ha": self.with_ha, **({"cluster_group": "ha_nodes"} if self.cluster_nodes else {})}))
         groups = {"kvm_hosts": self.hosts, "ceph_mons": self.hosts[:3], "ceph_mgrs": self.hosts[:1],
                   "ceph_osds": self.hosts, "monitoring": self.hosts[:1],
+                  "ha_nodes": self.cluster_nodes or [],
                   "even_pair": self.hosts[:2]}  # test_ops_ha.py: an even cluster (cluster_group=even_pair) refused
         (inv / "hosts.yml").write_text(json.dumps(
             {"all": {"children": {g: {"hosts": {h: None for h in hs}} for g, hs in groups.items()}}}, indent=1))

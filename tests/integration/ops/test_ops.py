@@ -398,11 +398,11 @@ def test_add_host(ops):
     # with the HA VMs (test_ops_ha.py's cluster) and the new host in the cluster group (kvm_hosts): four nodes,
     # an even number of votes, refused before anything changes
     ops.with_ha = True
-    try:
-        even = run_job(ops, "add_host.yml", {"add_host_name": "hc-ops-4"}, name="add-host-even-cluster")
-    finally:
-        ops.with_ha = False
+    even = run_job(ops, "add_host.yml", {"add_host_name": "hc-ops-4"}, name="add-host-even-cluster")
     assert_refused(even, "has 4 nodes, an even number of votes without a quorum device")
+    # the first host of a pair (docs/ha.md): the cluster group, named in group_vars, does not list it yet
+    # (test_ops_ha.py's test_add_host_pair_joins_the_cluster adds the second)
+    ops.cluster_nodes = ops.hosts[:3]
     job = run_job(ops, "add_host.yml", {"add_host_name": "hc-ops-4"}, name="add-host")
     FIGURES["add_host_s"] = round(job.seconds)
     assert_ok(job)

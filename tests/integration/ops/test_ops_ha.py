@@ -22,7 +22,7 @@ import pytest
 from lab import power
 from lab import rack as rackmod
 from lab.rack import ssh
-from integration.ops.opsrack import VIRSH, Ops, assert_ok, run_job
+from integration.ops.opsrack import VIRSH, Ops, assert_ok, install_fence_agent, run_job
 
 pytestmark = [pytest.mark.image, pytest.mark.ceph, pytest.mark.slow, pytest.mark.timeout(3600)]
 
@@ -422,3 +422,36 @@ def test_site_after_failovers_changes_nothing(ha):
     again = run_job(ha, "site.yml", name="site-after-again")
     assert_ok(again)
     assert again.changed() == 0, "site.yml changed after the failovers: %s" % again.changed_tasks()
+
+
+def test_add_host_pair_joins_the_cluster(ha):
+    """The second host of a pair (test_ops.py's test_add_host added hc-ops-4 outside the cluster group): with both
+    in the group (cluster_group in group_vars), add_host.yml joins them to the running cluster without restarting
+    Corosync on the old nodes; the next site.yml gives them the HA VMs' definitions, a second run changes nothing."""
+    assert ha.hosts == list(HOSTS) + ["hc-ops-4"], ha.hosts
+    t0 = time.monotonic()
+    rackmod.add_host(ha.rack.name, osd_gib=4)
+    ha.rack = rackmod.Rack.load(ha.rack.name)
+    ha.hosts.append("hc-ops-5")
+    FIGURES["add_host_boot_s"] = round(time.monotonic() - t0, 1)
+    for name in ("hc-ops-4", "hc-ops-5"):
+        install_fence_agent(ha.rack, ha.host(name))
+    ha.cluster_nodes = list(ha.hosts)
+    corosync = "systemctl show --property MainPID --value corosync"
+    pids = {h: ha.sh(h, corosync).strip() for h in HOSTS}
+    job = run_job(ha, "add_host.yml", {"add_host_name": "hc-ops-5"}, name="add-host-pair")
+    assert_ok(job)
+    FIGURES["add_host_pair_s"] = round(job.seconds)
+    ha.wait_cluster(online=5)
+    assert {h: ha.sh(h, corosync).strip() for h in HOSTS} == pids, "Corosync restarted on an old node"
+    members = re.findall(r'<node name="([^"]+)"[^>]*online="true"', ha.crm())
+    assert sorted(members) == sorted(ha.hosts), members
+    site = run_job(ha, "site.yml", name="site-pair")
+    assert_ok(site)
+    for host in ("hc-ops-4", "hc-ops-5"):
+        assert ha.sh(host, "ls /etc/hospital-cloud/vms").split() == ["ha-a.xml", "ha-b.xml"]
+    where = _wait_running(ha, HA_VMS + PLAIN)
+    assert where["ha-a"] != where["ha-b"], "anti-affinity broken: %s" % where
+    again = run_job(ha, "site.yml", name="site-pair-again")
+    assert_ok(again)
+    assert again.changed() == 0, "site.yml changed after the pair joined: %s" % again.changed_tasks()
