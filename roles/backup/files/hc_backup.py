@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright: hospital.cloud maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """hc-backup: RBD images -> restic repository, incremental, encrypted; restore and restore drill.
@@ -71,8 +70,7 @@ def restore_points(snapshots, image):
         tags = tags_of(s)
         if TAG in (s.get("tags") or []) and tags.get("image") == image and tags.get("kind") in ("full", "diff"):
             points.append({"id": s["id"], "short_id": s.get("short_id", s["id"][:8]), "time": s["time"],
-                           "kind": tags["kind"], "snap": tags.get("snap"), "base": tags.get("base"),
-           })
+                           "kind": tags["kind"], "snap": tags.get("snap"), "base": tags.get("base")})
     return sorted(points, key=lambda p: p["snap"] or "")
 
 
@@ -266,8 +264,8 @@ class Engine:
         for p in points:
             if point in (p["id"], p["short_id"], p["snap"]):
                 return points, p
-        raise BadInput("no restore point %r of %s (there are: %s)" % (point, image,
-                                                                     ", ".join(p["snap"] for p in points)))
+        there = ", ".join(p["snap"] for p in points)
+        raise BadInput("no restore point %r of %s (there are: %s)" % (point, image, there))
 
     def watchers(self, image):
         out = json.loads(self.rbd("status", "--format", "json", image))
@@ -290,9 +288,8 @@ class Engine:
                                  check=False)
             dump.stdout.close()
             if dump.wait() != 0 or imp.returncode != 0:
-                raise BackupError("restore of %s into %s: %s %s" % (p["short_id"], target,
-                                                                   dump.stderr.read().decode()[-300:],
-                                                                   imp.stderr[-300:]))
+                said = "%s %s" % (dump.stderr.read().decode()[-300:], imp.stderr[-300:])
+                raise BackupError("restore of %s into %s: %s" % (p["short_id"], target, said))
             if i == 0 and len(chain) > 1:
                 # import-diff starts from the snapshot the diff was taken against
                 self.rbd("snap", "create", "%s@%s" % (target, p["snap"]))

@@ -89,13 +89,13 @@ def main() -> int:
                 first = backup(c, repo, env, ["export-diff", POOL + "/img@s1"], "img.s1.diff")
                 second = backup(c, repo, env, ["export-diff", "--from-snap", "s1", POOL + "/img@s2"], "img.s2.diff")
             figures[way] = {"first": first, "second": second}
-        print("image %d MiB, %d MiB used, %d MiB changed between the two backups" % (a.image_mib, a.used_mib,
-                                                                                    a.change_mib))
+        print("image %d MiB, %d MiB used, %d MiB changed between the two backups"
+              % (a.image_mib, a.used_mib, a.change_mib))
         print("%-5s %-7s %14s %14s %9s" % ("way", "backup", "read MiB", "added MiB", "seconds"))
         for way, runs in figures.items():
             for which, f in runs.items():
-                print("%-5s %-7s %14.1f %14.1f %9.1f" % (way, which, f["read_from_ceph"] / MIB,
-                                                          f["added_to_repo"] / MIB, f["seconds"]))
+                print("%-5s %-7s %14.1f %14.1f %9.1f"
+                      % (way, which, f["read_from_ceph"] / MIB, f["added_to_repo"] / MIB, f["seconds"]))
         full, diff = figures["full"]["second"], figures["diff"]["second"]
         print("second backup, full/diff ratios: read %.1fx, added %.2fx, time %.1fx"
               % (full["read_from_ceph"] / diff["read_from_ceph"], full["added_to_repo"] / diff["added_to_repo"],

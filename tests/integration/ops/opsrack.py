@@ -116,6 +116,7 @@ class Ops:
         groups = {"kvm_hosts": self.hosts, "ceph_mons": self.hosts[:3], "ceph_mgrs": self.hosts[:1],
                   "ceph_osds": self.hosts, "monitoring": self.hosts[:1],
                   "ha_nodes": self.cluster_nodes or [],
+                  "backup_hosts": self.hosts[2:3],  # test_ops_backup.py
                   "even_pair": self.hosts[:2]}  # test_ops_ha.py: an even cluster (cluster_group=even_pair) refused
         (inv / "hosts.yml").write_text(json.dumps(
             {"all": {"children": {g: {"hosts": {h: None for h in hs}} for g, hs in groups.items()}}}, indent=1))

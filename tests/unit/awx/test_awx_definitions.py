@@ -197,15 +197,29 @@ def test_ceph_credential_type_injects_role_options_literally():
             assert all(bool(o.spec.get("no_log")) == secret for o in options[var]), (var, secret)
 
 
+def _schedule(calls, name):
+    (sched,) = [c for c in calls if c["args"]["name"] == VARS["awx_setup_names"][name]]
+    return sched
+
+
 def test_capacity_report_schedule():
-    (sched,) = rendered_calls(PLAY, "awx.awx.schedule", VARS)
+    sched = _schedule(rendered_calls(PLAY, "awx.awx.schedule", VARS), "schedule_capacity_report")
     assert sched["args"]["unified_job_template"] in _ids(TEMPLATES)
     assert "capacity_report" in [t["playbook"] for t in TEMPLATES
                                  if t["name"] == sched["args"]["unified_job_template"]][0]
     rule = rrulestr(sched["args"]["rrule"].replace(" RRULE:", "\nRRULE:"))
     assert rule[0].weekday() == 0 and (rule[1] - rule[0]).days == 7
     off = rendered_calls(PLAY, "awx.awx.schedule", dict(VARS, awx_setup_capacity_report_rrule=""))
-    assert off[0]["args"]["state"] == "absent"
+    assert _schedule(off, "schedule_capacity_report")["args"]["state"] == "absent"
+
+
+def test_restore_drill_schedule():
+    """The restore drill as an AWX schedule of the backup template (action verify), daily."""
+    sched = _schedule(rendered_calls(PLAY, "awx.awx.schedule", VARS), "schedule_restore_drill")
+    (template,) = [t for t in TEMPLATES if t["name"] == sched["args"]["unified_job_template"]]
+    assert template["playbook"] == "playbooks/backup.yml" and sched["args"]["extra_data"] == {"backup_action": "verify"}
+    rule = rrulestr(sched["args"]["rrule"].replace(" RRULE:", "\nRRULE:"))
+    assert (rule[1] - rule[0]).days == 1
 
 
 def test_preflight_refuses_missing_project_url_and_image():

@@ -74,8 +74,8 @@ def test_kept_diffs_keep_their_full():
 
 
 def test_retention_arguments():
-    assert hc.retention_args({"hourly": 24, "daily": 14, "weekly": 0}) == ["--keep-hourly", "24",
-                                                                          "--keep-daily", "14"]
+    want = ["--keep-hourly", "24", "--keep-daily", "14"]
+    assert hc.retention_args({"hourly": 24, "daily": 14, "weekly": 0}) == want
     for bad, text in (({"hourly": 0}, "keeps nothing"), ({"daily": -1}, "0 or more")):
         with pytest.raises(hc.BadInput, match=text):
             hc.retention_args(bad)

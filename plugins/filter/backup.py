@@ -1,0 +1,77 @@
+# -*- coding: utf-8 -*-
+# Copyright: hospital.cloud maintainers
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""hospital.cloud.backup_images and backup_problems (docs in the .yml files next to this file)."""
+
+from __future__ import annotations
+
+import re
+
+from ansible.errors import AnsibleFilterError
+
+IMAGE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+TRUE = (True, "true", "yes", "on", "1", 1)
+
+
+def _wanted(vm, default):
+    value = vm.get("backup", default)
+    return value in TRUE or str(value).lower() in ("true", "yes", "on", "1")
+
+
+def backup_images(vms, pool, suffix="-root", names=None, default=False, extra=None, golden=""):
+    """[{image: pool/<vm><suffix>, vm: name}] of the VMs to back up, then the extra images (golden image too)."""
+    if not isinstance(vms, list):
+        raise AnsibleFilterError("backup_images: expected the list vm_guests_vms, got %s" % type(vms).__name__)
+    names = list(names or [])
+    known = [vm.get("name") for vm in vms if isinstance(vm, dict)]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise AnsibleFilterError("backup_vms names unknown VMs %s: the VMs are %s" % (unknown, sorted(known)))
+    out = [{"image": "%s/%s%s" % (pool, vm["name"], suffix), "vm": vm["name"]}
+           for vm in vms if isinstance(vm, dict) and (vm.get("name") in names or _wanted(vm, default))]
+    for image in list(extra or []) + ([golden] if golden else []):
+        if not isinstance(image, str) or not IMAGE.match(image):
+            raise AnsibleFilterError("backup_images: %r is not pool/image" % (image,))
+        if image not in [o["image"] for o in out]:
+            out.append({"image": image})
+    return out
+
+
+def backup_problems(settings):
+    """Everything wrong with the role's settings, for one assert (empty: fine)."""
+    problems = []
+    retention = settings.get("retention") or {}
+    counts = {}
+    for unit, n in retention.items():
+        if unit not in ("hourly", "daily", "weekly", "monthly"):
+            problems.append("backup_retention: unknown unit %r (hourly, daily, weekly, monthly)" % unit)
+            continue
+        try:
+            counts[unit] = int(n)
+        except (TypeError, ValueError):
+            problems.append("backup_retention.%s: a number, got %r" % (unit, n))
+            continue
+        if counts[unit] < 0:
+            problems.append("backup_retention.%s: 0 or more, got %d" % (unit, counts[unit]))
+    if not any(n > 0 for n in counts.values()):
+        problems.append("backup_retention keeps nothing (every count is 0): refused")
+    if len(str(settings.get("password") or "")) < 16:
+        problems.append("backup_repository_password: at least 16 characters (it encrypts the repository; keep a"
+                        " copy outside the rack, without it no backup can be restored)")
+    if not settings.get("repository"):
+        problems.append("backup_repository: empty")
+    try:
+        if int(settings.get("full_every_hours", 0)) < 1:
+            problems.append("backup_full_every_hours: 1 or more")
+    except (TypeError, ValueError):
+        problems.append("backup_full_every_hours: a number")
+    if not settings.get("images"):
+        problems.append("nothing to back up: no VM with backup: true, backup_vms and backup_images are empty")
+    return problems
+
+
+class FilterModule:
+    """Backup filters."""
+
+    def filters(self):
+        return {"backup_images": backup_images, "backup_problems": backup_problems}

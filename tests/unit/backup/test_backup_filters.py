@@ -1,0 +1,53 @@
+"""hospital.cloud.backup_images and backup_problems: what the backup host backs up, and the preflight's refusals."""
+
+from __future__ import annotations
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.hospital.cloud.plugins.filter.backup import backup_images, backup_problems
+
+VMS = [{"name": "pacs-1", "backup": True}, {"name": "ris-1", "backup": "yes"}, {"name": "lab-1"},
+       {"name": "tmp-1", "backup": False}]
+
+
+def test_vms_that_ask_for_it_and_those_named():
+    assert backup_images(VMS, "vms") == [{"image": "vms/pacs-1-root", "vm": "pacs-1"},
+                                         {"image": "vms/ris-1-root", "vm": "ris-1"}]
+    named = backup_images(VMS, "vms", names=["lab-1"], extra=["golden/img"], golden="vms/debian-13-golden")
+    assert [i["image"] for i in named] == ["vms/pacs-1-root", "vms/ris-1-root", "vms/lab-1-root", "golden/img",
+                                           "vms/debian-13-golden"]
+    # default: every VM that does not say no
+    assert [i["vm"] for i in backup_images(VMS, "vms", suffix="-disk", default=True)] == ["pacs-1", "ris-1", "lab-1"]
+
+
+@pytest.mark.parametrize("kwargs,text", [
+    ({"names": ["nope"]}, "unknown VMs ['nope']"),
+    ({"extra": ["no-pool"]}, "is not pool/image"),
+])
+def test_bad_selection_is_refused(kwargs, text):
+    with pytest.raises(AnsibleFilterError, match=text.replace("[", r"\[").replace("]", r"\]")):
+        backup_images(VMS, "vms", **kwargs)
+
+
+GOOD = {"retention": {"hourly": 24, "daily": 14}, "password": "x" * 16, "repository": "/srv/r",
+        "full_every_hours": 168, "images": [{"image": "vms/a"}]}
+
+
+def test_good_settings_have_no_problem():
+    assert backup_problems(GOOD) == []
+
+
+@pytest.mark.parametrize("change,text", [
+    ({"retention": {"hourly": 0, "daily": 0}}, "keeps nothing"),
+    ({"retention": {"hourly": -1, "daily": 1}}, "0 or more"),
+    ({"retention": {"yearly": 1}}, "unknown unit 'yearly'"),
+    ({"password": "short"}, "at least 16 characters"),
+    ({"repository": ""}, "backup_repository: empty"),
+    ({"full_every_hours": 0}, "1 or more"),
+    ({"images": []}, "nothing to back up"),
+])
+def test_each_problem_is_named(change, text):
+    problems = backup_problems(dict(GOOD, **change))
+    assert any(text in p for p in problems), problems
+    assert "x" * 16 not in " ".join(problems)
