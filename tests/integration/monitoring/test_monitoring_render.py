@@ -101,7 +101,7 @@ def test_renders_valid_files_targets_from_inventory_and_is_idempotent(run_playbo
 
 def test_alert_rules_fire_as_documented(run_playbook, tmp_path):
     """promtool test rules: a wanted VM not running, a VM running twice, a host down, a certificate near
-    its end, a degraded pool."""
+    its end, a degraded pool, a failed backup, an old backup, a failed restore drill."""
     res, conf = _render(run_playbook, tmp_path)
     assert res.rc == 0, res.stdout[-4000:]
     tests = {
@@ -126,6 +126,14 @@ def test_alert_rules_fire_as_documented(run_playbook, tmp_path):
                 {"series": 'ceph_mon_metadata{job="ceph",host="kvm-01",ceph_daemon="mon.kvm-02",hostname="kvm-02"}',
                  "values": "1x10"},
                 {"series": 'ceph_health_status{job="ceph",host="kvm-01",instance="10.0.0.1:9283"}', "values": "2x10"},
+                # hc-backup's textfile metrics on the backup host (issue #17): pacs-1 failed its last run, ris-1's
+                # last good backup is 30 h old (t=0 is the epoch here), the drill found a broken repository
+                {"series": 'hc_backup_last_ok{job="node",host="bk-01",image="vms/pacs-1-root"}', "values": "0x10"},
+                {"series": 'hc_backup_last_ok{job="node",host="bk-01",image="vms/ris-1-root"}', "values": "1x10"},
+                {"series": 'hc_backup_last_success_timestamp_seconds{job="node",host="bk-01",image="vms/ris-1-root"}',
+                 "values": "-108000x10"},
+                {"series": 'hc_backup_repository_ok{job="node",host="bk-01"}', "values": "0x10"},
+                {"series": 'hc_backup_drill_ok{job="node",host="bk-01",image="vms/ris-1-root"}', "values": "1x10"},
             ],
             "alert_rule_test": [
                 {"eval_time": "5m", "alertname": "VmNotRunning",
@@ -163,6 +171,28 @@ def test_alert_rules_fire_as_documented(run_playbook, tmp_path):
                  "exp_alerts": [{"exp_labels": {"severity": "critical", "job": "ceph"},
                                  "exp_annotations": {"summary": "Ceph health is HEALTH_ERR",
                                                      "description": "The cluster has been in HEALTH_ERR for 5 minutes."}}]},
+                {"eval_time": "1m", "alertname": "BackupFailed",
+                 "exp_alerts": [{"exp_labels": {"severity": "critical", "job": "node", "host": "bk-01",
+                                                "image": "vms/pacs-1-root"},
+                                 "exp_annotations": {
+                                     "summary": "The last backup of vms/pacs-1-root failed",
+                                     "description": "hc-backup on bk-01: the reason is in "
+                                                    "/var/lib/hospital-cloud/backup/last-backup.json and "
+                                                    "journalctl -u hospital-cloud-backup."}}]},
+                {"eval_time": "1m", "alertname": "BackupTooOld",
+                 "exp_alerts": [{"exp_labels": {"severity": "warning", "job": "node", "host": "bk-01",
+                                                "image": "vms/ris-1-root"},
+                                 "exp_annotations": {
+                                     "summary": "The last good backup of vms/ris-1-root is 1d 6h 1m 0s old",
+                                     "description": "No backup of vms/ris-1-root succeeded on bk-01 for more than "
+                                                    "26 hours."}}]},
+                {"eval_time": "1m", "alertname": "BackupRestoreDrillFailed",
+                 "exp_alerts": [{"exp_labels": {"severity": "critical", "job": "node", "host": "bk-01"},
+                                 "exp_annotations": {
+                                     "summary": "The restore drill on bk-01 failed",
+                                     "description": "A restored backup did not match its snapshot, or restic check "
+                                                    "found errors in the repository: "
+                                                    "/var/lib/hospital-cloud/backup/last-verify.json on bk-01."}}]},
                 {"eval_time": "10m", "alertname": "CephPgsDegradedLong", "exp_alerts": []},
                 {"eval_time": "20m", "alertname": "CephPgsDegradedLong",
                  "exp_alerts": [{"exp_labels": {"severity": "warning", "pool_id": "1", "name": "vms"},

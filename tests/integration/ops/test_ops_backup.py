@@ -104,7 +104,9 @@ def test_backup_job_restore_and_boot(bk):
     finally:
         cleanup = "destroy ha-a-restored; rm -f /tmp/ha-a-restored.xml /var/log/libvirt/qemu/ha-a-restored.console.log"
         bk.sh(other, VIRSH + cleanup, check=False)
-        bk.sh("hc-ops-1", "rbd rm vms/%s" % restored)
+        # qemu was killed: its watch on the image lasts until the OSD times it out (30 s)
+        bk.sh("hc-ops-1", "for i in $(seq 40); do rbd rm --no-progress vms/%s 2>/dev/null && exit 0; sleep 3; done; "
+                          "rbd rm vms/%s" % (restored, restored))
 
 
 def test_bad_restores_change_nothing(bk):
