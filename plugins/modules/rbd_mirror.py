@@ -89,6 +89,9 @@ options:
         snapshot here is the other site's demotion, completely copied; retry it (C(until)). This also
         refuses to undo a local demote after which nothing was synced (the other site may have been
         promoted meanwhile; its writes would be lost); use O(force) for that.
+      - A demotion is refused, with nothing changed, until the other site's C(rbd-mirror) reports the image as
+        replaying (it needs up to about 30 s to notice a fresh promotion); a demotion it does not copy leaves
+        both copies demoted and mirroring stopped. With O(resync=true) (split brain) it is not checked.
     type: str
     choices: [primary, secondary]
   force:
@@ -128,11 +131,15 @@ EXAMPLES = r'''
     peer_token: "{{ site_a.peer_token }}"
   no_log: true
 
-- name: Planned failover, step 1 - demote on site A
+- name: Planned failover, step 1 - demote on site A (retried until site B's rbd-mirror replays it)
   hospital.cloud.rbd_mirror:
     pool: virtual-storage
     images: [pacs-01-disk0]
     role: secondary
+  register: demoted
+  retries: 30
+  delay: 5
+  until: demoted is succeeded
 
 - name: Planned failover, step 2 - promote on site B once the demotion is synced (retried until then)
   hospital.cloud.rbd_mirror:

@@ -150,6 +150,19 @@ def promote_refusal(last_snapshot):
     return 'it has no mirror snapshot here yet (initial sync not done)'
 
 
+def demote_refusal(remote_statuses):
+    """Why a planned demotion must wait, from what the peer's rbd-mirror reports; None if safe.
+
+    The peer copies the demotion snapshot only if its daemon already replays this image. A daemon that
+    has not picked up a fresh promotion yet (it re-checks within about 30 s) skips it; then both copies
+    are demoted, neither is ahead, and rbd-mirror stops ("remote image is not primary")."""
+    if any(r.get('state') == 'replaying' and r.get('up') for r in remote_statuses or []):
+        return None
+    seen = '; '.join('%s (%s)' % (r.get('state'), r.get('summary') or r.get('description'))
+                     for r in remote_statuses or []) or 'no status from the peer'
+    return 'the peer site\'s rbd-mirror does not replay it yet: %s' % seen
+
+
 def needs_resync(demoted_now, primary_after, local_state):
     """Resync when asked for a non-primary image just demoted or whose replay is in error (split brain)."""
     return not primary_after and (demoted_now or local_state == 'error')
@@ -332,6 +345,13 @@ def _observe_all(client, ioctx, p):
                                   'once the peer site has demoted the image and its demotion snapshot is synced '
                                   'here (retry); if the peer site is lost, force: true promotes anyway '
                                   '(split-brain risk). Nothing was changed.' % (p['pool'], name, why))
+        if p['role'] == 'secondary' and not p['resync'] and img['enabled'] and img['primary']:
+            why = demote_refusal(img['status'].get('remote_statuses'))
+            if why:
+                raise ModuleError('image %s/%s cannot be demoted yet: %s. A demotion the peer does not copy '
+                                  'leaves no site ahead and stops mirroring; retry once the peer reports '
+                                  'replaying (images[].status.remote_statuses). To demote a split-brain copy, '
+                                  'use resync: true. Nothing was changed.' % (p['pool'], name, why))
     pool['schedules'] = _observe_schedules(client, p)
     return {'pool': pool, 'images': dict((n, _role_view(i)) for n, i in images.items())}, images
 

@@ -116,6 +116,19 @@ def test_planned_promotion_only_after_the_peers_demotion_is_synced(snap, why):
     assert got is None if why is None else why in got
 
 
+@pytest.mark.parametrize("remotes,why", [
+    ([{"state": "replaying", "up": True, "summary": "replaying"}], None),
+    ([{"state": "replaying", "up": False, "summary": "replaying"}], "does not replay it yet: replaying"),
+    ([{"state": "stopped", "up": True, "summary": "local image is primary"}], "stopped (local image is primary)"),
+    ([{"state": "unknown", "up": True, "summary": "remote image is not primary"}], "remote image is not primary"),
+    ([], "no status from the peer"),
+    (None, "no status from the peer"),
+])
+def test_planned_demotion_only_while_the_peer_replays(remotes, why):
+    got = mirror.demote_refusal(remotes)
+    assert got is None if why is None else why in got
+
+
 @pytest.mark.parametrize("demoted,primary_after,state,resync", [
     (True, False, "stopped", True),       # failback: demote and resync in one run
     (False, False, "error", True),        # split brain reported by the local rbd-mirror
