@@ -11,7 +11,7 @@ export ANSIBLE_PYTHON_INTERPRETER := $(PY)
 export PATH := $(VENV)/bin:$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv lock lint sanity unit integration test bench lab lab-reliability lab-destroy test-molecule test-molecule-kvm test-dmcrypt test-upgrade ee-context ee clean
+.PHONY: help deps venv lock lint sanity unit integration test bench lab lab-reliability lab-destroy test-molecule test-molecule-kvm test-dmcrypt test-upgrade test-dr ee-context ee clean
 
 help:
 	@echo "make test     - set up (Debian packages, venv) and run lint, sanity, unit and integration tests"
@@ -20,6 +20,7 @@ help:
 	@echo "make test-molecule-kvm - molecule kvm scenario: kvm_host converged inside a libvirt guest (TCG here)"
 	@echo "make test-dmcrypt - molecule dmcrypt scenario: a dm-crypt OSD in a TCG guest (marker not on disk, reboot)"
 	@echo "make test-upgrade - rolling upgrade Debian 12 -> 13 (Ceph 16 -> 18) of a 3-host rack, interrupted and resumed (slow)"
+	@echo "make test-dr  - site disaster recovery: rbd-mirror between two test-bed Ceph clusters, RPO/RTO figures (slow)"
 	@echo "make ee-context - the AWX execution environment's build context (offline); make ee builds it (podman/docker)"
 	@echo "make lab-destroy - remove everything make lab created"
 	@echo "make bench    - benchmarks (figures and ratios against baselines; never gating)"
@@ -77,6 +78,11 @@ test-dmcrypt: venv
 # Rolling release upgrade bookworm -> trixie of a 3-host rack (tests/upgrade): not in .ci/run (slow; HC_KEEP_RACK=1 keeps the rack).
 test-upgrade: venv
 	HC_DEBIAN_SUITE=bookworm bash tests/testbed/pytest.sh tests/upgrade $(PYTEST_ARGS)
+
+# Site disaster recovery with rbd-mirror between two host-side test-bed clusters (tests/integration/dr, ~10 min):
+# not in make test (CI budget); run it on changes to rbd_mirror. Prints DR FIGURES (RPO/RTO).
+test-dr: venv
+	bash tests/testbed/pytest.sh tests/integration/dr $(PYTEST_ARGS)
 
 # The execution environment's build context (offline; building the image needs podman or docker).
 ee-context: venv
