@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 SNAP_PREFIX = "hcbk-"
 TAG = "hospital-cloud"
@@ -56,6 +57,12 @@ def snap_name(now):
 def snap_time(name):
     return datetime.datetime.strptime(name[len(SNAP_PREFIX):], "%Y%m%dT%H%M%SZ").replace(
         tzinfo=datetime.timezone.utc)
+
+
+def stream_name(image):
+    """The file name of an image's stream in the repository: one name, no directory (restic 0.18 looks up the
+    directories of a --stdin-filename on the backup host)."""
+    return urllib.parse.quote(image, safe="")
 
 
 def tags_of(point):
@@ -202,7 +209,13 @@ class Engine:
                     break
                 digest.update(chunk)
                 length += len(chunk)
-                res.stdin.write(chunk)
+                try:
+                    res.stdin.write(chunk)
+                except BrokenPipeError:
+                    # restic stopped reading: its own message says why
+                    said = (res.stdout.read() + res.stderr.read()).decode().strip()[-500:]
+                    res.wait()
+                    raise BackupError("restic backup stopped: %s" % said) from None
             if exp.wait() != 0:
                 raise BackupError("rbd %s: %s" % (" ".join(export_args), exp.stderr.read().decode()[-500:]))
             res.stdin.close()
@@ -231,7 +244,7 @@ class Engine:
             ["export-diff", "--from-snap", base, "%s@%s" % (image, snap)]
         tags = [TAG, "image=" + image, "kind=" + kind, "snap=" + snap] + (["base=" + base] if base else []) + \
             (["vm=" + spec["vm"]] if spec.get("vm") else [])
-        summary, length, digest = self._stream(export, ["--stdin-filename", "/" + image, "--host",
+        summary, length, digest = self._stream(export, ["--stdin-filename", stream_name(image), "--host",
                                                         self.config.get("hostname", "hospital-cloud"),
                                                         *[a for t in tags for a in ("--tag", t)]])
         # the snapshot is the restore point now: older snapshots of this program go from the cluster
@@ -278,7 +291,7 @@ class Engine:
     def _restore_into(self, image, chain, target):
         """The chain (full [, diff]) of `image` into the new image `target`, which ends with no snapshots."""
         for i, p in enumerate(chain):
-            dump = subprocess.Popen(["restic", "dump", p["id"], "/" + image], stdout=subprocess.PIPE,
+            dump = subprocess.Popen(["restic", "dump", p["id"], "/" + stream_name(image)], stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, env=self.restic_env)
             if i == 0:
                 cmd = ["rbd", *self.ceph_args, "import", "--export-format", "1", "-", target]
@@ -387,7 +400,7 @@ class Engine:
         remove = []
         for group in plan:
             keep_ids = {s["id"] for s in group.get("keep") or []}
-            image = (group.get("paths") or ["/"])[0].lstrip("/")
+            image = urllib.parse.unquote((group.get("paths") or ["/"])[0].lstrip("/"))
             points = restore_points(snapshots, image)
             keep_ids |= fulls_needed(points, keep_ids)
             remove += [p["id"] for p in points if p["id"] not in keep_ids]
