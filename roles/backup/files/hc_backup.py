@@ -311,8 +311,7 @@ class Engine:
 
     def restore(self, image, point=None, target=None, overwrite=False, check=False):
         self.image_spec(image)
-        points, chosen = self.find_point(image, point)
-        chain = chain_of(points, chosen)
+        # a running VM is the first thing to say, whatever else is wrong
         if overwrite and target not in (None, "", image):
             raise BadInput("overwrite restores over the image itself: leave the target out")
         if overwrite:
@@ -320,7 +319,9 @@ class Engine:
             if watchers:
                 raise BadInput("refused: %s is open by %d client(s) (%s): stop the VM first, nothing was changed"
                                % (image, len(watchers), ", ".join(w.get("address", "?") for w in watchers)))
-        elif not overwrite and (target in (None, "", image)):
+        points, chosen = self.find_point(image, point)
+        chain = chain_of(points, chosen)
+        if not overwrite and (target in (None, "", image)):
             target = "%s-restore-%s" % (image, chosen["snap"][len(SNAP_PREFIX):].lower())
         if not overwrite and self.exists(target):
             raise BadInput("refused: the target image %s exists; name another (nothing was changed)" % target)
