@@ -286,7 +286,7 @@ class Engine:
 
     def exists(self, image):
         pool, name = image.split("/", 1)
-        return name in self.rbd("ls", "--format", "json", pool)
+        return name in json.loads(self.rbd("ls", "--format", "json", pool) or "[]")
 
     def _restore_into(self, image, chain, target):
         """The chain (full [, diff]) of `image` into the new image `target`, which ends with no snapshots."""

@@ -160,6 +160,10 @@ def test_restore_to_a_new_image_is_the_snapshot(bk):
     rc, out, dummy = bk.run("restore", "--vm", "pacs", "--target", done["target"], check=False)
     assert rc == 2 and "exists" in out["msg"] and bk.images() == sorted(before + [target])
     rbd.RBD().remove(bk.ioctx, target)
+    # a target whose name is only part of an existing image's name is new, not "existing"
+    short = bk.run("restore", "--vm", "pacs", "--target", POOL + "/pacs")[1]["restores"][0]
+    assert short["target"] == POOL + "/pacs" and bk.sha256("pacs") == bk.sha256("pacs-root", latest["snap"])
+    rbd.RBD().remove(bk.ioctx, "pacs")
 
 
 def test_repository_is_encrypted_and_no_secret_is_logged(bk):
