@@ -233,9 +233,9 @@ class Engine:
             raise BackupError("restic backup printed no summary")
         return summary[-1], length, digest.hexdigest()
 
-    def backup_image(self, image, now):
+    def backup_image(self, image, now, snapshots):
         spec = self.image_spec(image)
-        points = restore_points(self.snapshots(), image)
+        points = restore_points(snapshots, image)
         kind, base = choose_kind(points, self.cluster_snaps(image), now, int(self.config.get("full_every_hours", 168)))
         snap = snap_name(now)
         t0 = time.monotonic()
@@ -248,7 +248,7 @@ class Engine:
                                                         self.config.get("hostname", "hospital-cloud"),
                                                         *[a for t in tags for a in ("--tag", t)]])
         # the snapshot is the restore point now: older snapshots of this program go from the cluster
-        points = restore_points(self.snapshots(), image)
+        points.append({"id": summary.get("snapshot_id"), "kind": kind, "snap": snap, "base": base})
         for old in cluster_snaps_to_remove(self.cluster_snaps(image), points):
             self.rbd("snap", "rm", "%s@%s" % (image, old))
         return {"image": image, "vm": spec.get("vm"), "kind": kind, "base": base, "snap": snap,
@@ -258,18 +258,20 @@ class Engine:
 
     def backup(self, vm=None, image=None):
         now = datetime.datetime.now(datetime.timezone.utc)
-        results = []
+        results, snapshots = [], None
         for name in self.images_of(vm, image):
             try:
-                results.append(dict(self.backup_image(name, now), ok=True))
+                # the repository's restore points, listed once a run (again for each image while it fails)
+                snapshots = self.snapshots() if snapshots is None else snapshots
+                results.append(dict(self.backup_image(name, now, snapshots), ok=True))
             except BackupError as e:
                 results.append({"image": name, "ok": False, "msg": str(e)})
         return {"command": "backup", "time": now.isoformat(), "images": results,
                 "failed": not all(r["ok"] for r in results)}
 
     # -- restore -------------------------------------------------------------------------------------------------
-    def find_point(self, image, point):
-        points = restore_points(self.snapshots(), image)
+    def find_point(self, image, point, snapshots=None):
+        points = restore_points(self.snapshots() if snapshots is None else snapshots, image)
         if not points:
             raise BadInput("no restore point of %s in the repository" % image)
         if point in (None, "", "latest"):
@@ -356,8 +358,8 @@ class Engine:
             raise BackupError("rbd export %s failed" % spec)
         return digest.hexdigest()
 
-    def verify_image(self, image):
-        points, latest = self.find_point(image, "latest")
+    def verify_image(self, image, snapshots):
+        points, latest = self.find_point(image, "latest", snapshots)
         scratch = "%s-drill" % image
         if self.exists(scratch):
             self.rbd("rm", scratch)
@@ -373,10 +375,11 @@ class Engine:
                 "seconds": round(time.monotonic() - t0, 1)}
 
     def verify(self, vm=None, image=None):
-        results = []
+        results, snapshots = [], None
         for name in self.images_of(vm, image):
             try:
-                results.append(self.verify_image(name))
+                snapshots = self.snapshots() if snapshots is None else snapshots
+                results.append(self.verify_image(name, snapshots))
             except BackupError as e:
                 results.append({"image": name, "ok": False, "msg": str(e)})
         try:
