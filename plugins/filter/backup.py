@@ -9,13 +9,9 @@ import re
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.hospital.cloud.plugins.plugin_utils.rack.view import to_bool
+
 IMAGE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-TRUE = (True, "true", "yes", "on", "1", 1)
-
-
-def _wanted(vm, default):
-    value = vm.get("backup", default)
-    return value in TRUE or str(value).lower() in ("true", "yes", "on", "1")
 
 
 def backup_images(vms, pool, suffix="-root", names=None, default=False, extra=None, golden=""):
@@ -28,7 +24,7 @@ def backup_images(vms, pool, suffix="-root", names=None, default=False, extra=No
     if unknown:
         raise AnsibleFilterError("backup_vms names unknown VMs %s: the VMs are %s" % (unknown, sorted(known)))
     out = [{"image": "%s/%s%s" % (pool, vm["name"], suffix), "vm": vm["name"]}
-           for vm in vms if isinstance(vm, dict) and (vm.get("name") in names or _wanted(vm, default))]
+           for vm in vms if isinstance(vm, dict) and (vm.get("name") in names or to_bool(vm.get("backup", default)))]
     for image in list(extra or []) + ([golden] if golden else []):
         if not isinstance(image, str) or not IMAGE.match(image):
             raise AnsibleFilterError("backup_images: %r is not pool/image" % (image,))
