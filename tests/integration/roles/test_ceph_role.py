@@ -234,6 +234,60 @@ def test_racks_are_crush_buckets_and_pgs_span_three_racks(ceph_rack):
     assert by_id  # the tree was read
 
 
+DR_DAEMON_PLAY = """
+- name: The site's rbd-mirror daemon
+  hosts: hc-cephr-1
+  tasks:
+    - name: Daemon
+      ansible.builtin.include_role:
+        name: hospital.cloud.dr
+        tasks_from: daemon.yml
+"""
+
+
+def test_dr_rbd_mirror_daemon_runs_on_the_site_host(ceph_rack, run_playbook):
+    """hospital.cloud.dr's daemon: Debian's rbd-mirror at the cluster's version, its own cephx user, the unit
+    running and the daemon in the cluster's service map (connected with that user). The mirroring itself between
+    two clusters is make test-dr (host-side clusters)."""
+    rack, inv = ceph_rack
+    h1 = rack.hosts[0]
+    daemon_id = "rbd-mirror.%s" % h1.name
+    plan = run_playbook(DR_DAEMON_PLAY, inventory=inv, check=True)
+    assert plan.rc == 0 and plan.changed() > 0, plan.stdout[-3000:]
+    assert ssh(rack, h1, "dpkg-query -W rbd-mirror", check=False).returncode != 0, "check mode installed rbd-mirror"
+    t0 = time.monotonic()
+    first = run_playbook(DR_DAEMON_PLAY, inventory=inv)
+    seconds = round(time.monotonic() - t0, 1)
+    assert first.rc == 0 and first.changed() > 0, first.stdout[-3000:]
+    again = run_playbook(DR_DAEMON_PLAY, inventory=inv)
+    assert again.rc == 0 and again.changed() == 0, [t["task"] for t in again.tasks if t["result"].get("changed")]
+    check = run_playbook(DR_DAEMON_PLAY, inventory=inv, check=True)
+    assert check.rc == 0 and check.changed() == 0
+    unit = "ceph-rbd-mirror@%s.service" % daemon_id
+    assert ssh(rack, h1, "systemctl is-active %s; systemctl is-enabled %s ceph-rbd-mirror.target"
+               % (unit, unit)).stdout.split() == ["active", "enabled", "enabled"]
+    versions = ssh(rack, h1, "dpkg-query -W -f '${Version}\\n' rbd-mirror ceph-common").stdout.split()
+    assert len(versions) == 2 and versions[0] == versions[1], versions
+    caps = _ceph_json(rack, h1, "auth get client.%s" % daemon_id)[0]["caps"]
+    assert caps == {"mon": "profile rbd-mirror", "osd": "profile rbd"}, caps
+    keyring = "/etc/ceph/ceph.client.%s.keyring" % daemon_id
+    assert ssh(rack, h1, "stat -c '%%a %%U %%G' %s" % keyring).stdout.split() == ["600", "ceph", "ceph"]
+    key = ssh(rack, h1, "ceph auth print-key client.%s" % daemon_id).stdout.strip()
+    assert key and all(key not in r.stdout for r in (first, again, check))
+    # connected to the cluster as that user: the daemon registers itself in the service map
+    deadline, daemons = time.monotonic() + 60, {}
+    while time.monotonic() < deadline:
+        daemons = _ceph_json(rack, h1, "service dump")["services"].get("rbd-mirror", {}).get("daemons", {})
+        # it registers under the part of its name after "rbd-mirror."
+        if any(isinstance(d, dict) and d.get("metadata", {}).get("id") == h1.name
+               and d["metadata"].get("hostname") == h1.name for d in daemons.values()):
+            break
+        time.sleep(3)
+    else:
+        raise AssertionError("rbd-mirror not in the service map: %s" % daemons)
+    print("\nrbd-mirror daemon set up in %.1f s (package, key, unit)" % seconds)
+
+
 def test_failed_osd_listing_stops_the_run_before_any_wipe(ceph_rack, run_playbook):
     rack, inv = ceph_rack
     h3 = rack.hosts[2]
