@@ -5,7 +5,7 @@ failover A -> B, unplanned failover back to A with B frozen, resync of B, planne
 whole round trip, with markers that must never be lost. Not in ``make test``: ``make test-dr``.
 
 A VM goes the same way: a TCG guest (the base image's kernel, a 32 MiB root of dash and coreutils on the mirrored
-image pacs-01-root) counts once a second into a file on its disk and prints the count on its serial console. It
+image pacs-01-root, tests/testbed/guest.py) counts once a second into a file on its disk and prints the count on its serial console. It
 is defined on both sites (one libvirtd here, so under two names, each with its disk on its own cluster) and the
 playbooks stop and start it (dr_vms). A count that goes backwards after a planned failover or the failback means
 lost writes; after the unplanned failover the counts lost are the real recovery point.
@@ -14,9 +14,6 @@ lost writes; after the unplanned failover the counts lost are the real recovery 
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
 import subprocess
 import time
 import uuid
@@ -25,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from integration.dr.test_rbd_mirror import has_marker, wait_until, write_marker
-from lab import image as base_image
+from testbed import guest
 from testbed.ansible_run import VENV_PY
 
 pytestmark = [pytest.mark.ceph, pytest.mark.slow, pytest.mark.dr, pytest.mark.timeout(1800)]
@@ -36,41 +33,6 @@ RPO_GOAL_S = 120
 FIGURES: dict = {}
 ROOT = "pacs-01-root"  # the guest's root disk, mirrored like IMAGE
 VM = {"a": "hc-test-dr-a-pacs", "b": "hc-test-dr-b-pacs"}  # the same VM as each site defines it
-COUNT = re.compile(rb"hc-count (\d+)")
-BOOT_DIR = Path("/var/lib/libvirt/boot")
-COUNTER = ('init=/bin/sh -- -c "i=$(cat /hc-counter 2>/dev/null || echo 0); while :; do i=$((i+1)); '
-           'echo $i > /hc-counter; sync; echo hc-count $i; sleep 1; done"')
-
-
-def _in_rootfs(rootfs: Path, rel: str) -> Path:
-    """rel inside the base image's rootfs, its symbolic links followed inside that tree (never the host's)."""
-    path = rootfs / rel
-    for _hop in range(10):
-        if not path.is_symlink():
-            return path
-        target = os.readlink(path)
-        path = rootfs / target.lstrip("/") if target.startswith("/") else path.parent / target
-    raise RuntimeError("symlink loop at %s" % rel)
-
-
-def tiny_root(rootfs: Path, dest: Path) -> Path:
-    """A 32 MiB ext4 image holding only what the counter needs: dash, cat, sleep, sync and libc (the whole
-    base image would make every mirror copy and resync of the test ~700 MB)."""
-    root = dest / "root"
-    for d in ("dev", "proc", "sys", "run", "tmp", "usr/bin", "usr/lib/x86_64-linux-gnu", "usr/lib64"):
-        (root / d).mkdir(parents=True, exist_ok=True)
-    for link, target in (("bin", "usr/bin"), ("lib", "usr/lib"), ("lib64", "usr/lib64")):
-        (root / link).symlink_to(target)
-    for rel in ("usr/bin/dash", "usr/bin/cat", "usr/bin/sleep", "usr/bin/sync", "usr/lib/x86_64-linux-gnu/libc.so.6",
-                "usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"):
-        shutil.copyfile(_in_rootfs(rootfs, rel), root / rel)
-        (root / rel).chmod(0o755)
-    (root / "usr/bin/sh").symlink_to("dash")
-    (root / "usr/lib64/ld-linux-x86-64.so.2").symlink_to("../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
-    raw = dest / "root.raw"
-    subprocess.run(["truncate", "-s", "32M", str(raw)], check=True)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", str(root), str(raw)], check=True)
-    return raw
 
 
 def console(site: str) -> Path:
@@ -80,7 +42,7 @@ def console(site: str) -> Path:
 def counts(site: str) -> list[int]:
     """The counts the site's VM printed since it last started (libvirt truncates the log at each start)."""
     try:
-        return [int(n) for n in COUNT.findall(console(site).read_bytes())]
+        return [int(n) for n in guest.COUNT.findall(console(site).read_bytes())]
     except FileNotFoundError:
         return []
 
@@ -115,16 +77,12 @@ def dr(sites, tmp_path_factory, figures, run_module, libvirt_uri,  # pylint: dis
         rbd.RBD().create(ioctx, IMAGE, 64 << 20, features=rbd.RBD_FEATURE_LAYERING | rbd.RBD_FEATURE_EXCLUSIVE_LOCK)
     handle.shutdown()
     work = tmp_path_factory.mktemp("dr")
-    base = base_image.ensure(suite="trixie")[0]
     subprocess.run(["rbd", "--conf", a.cluster.conf, "--keyring", a.cluster.keyring, "--name", a.cluster.client,
-                    "import", "--no-progress", str(tiny_root(base.rootfs, work)), "%s/%s" % (POOL, ROOT)],
+                    "import", "--no-progress", str(guest.tiny_root(work, guest.COUNTER)), "%s/%s" % (POOL, ROOT)],
                    check=True, capture_output=True)
     a.start_mirror()
     b.start_mirror()
-    BOOT_DIR.mkdir(parents=True, exist_ok=True)
-    kernel, initrd = BOOT_DIR / "hc-test-dr-vmlinuz", BOOT_DIR / "hc-test-dr-initrd"
-    shutil.copyfile(base.kernel, kernel)
-    shutil.copyfile(base.initrd, initrd)
+    boot = guest.Boot("hc-test-dr")
     secrets = {}
     try:
         for letter, site in (("a", a), ("b", b)):
@@ -140,7 +98,7 @@ def dr(sites, tmp_path_factory, figures, run_module, libvirt_uri,  # pylint: dis
                 "name": VM[letter], "uri": libvirt_uri, "domain_type": libvirt_domain_type, "vcpus": 1,
                 "memory": 256, "machine": "pc", "shutdown_timeout": 0,
                 "state": "running" if letter == "a" else "present",
-                "boot": {"kernel": str(kernel), "initrd": str(initrd), "cmdline": base.cmdline + " " + COUNTER},
+                "boot": boot.spec(),
                 "disks": [{"type": "rbd", "pool": POOL, "image": ROOT, "monitors": [site.cluster.mon_host],
                            "user": "hc-test-dr", "secret_uuid": secrets[letter], "target": "vda", "cache": "none"}],
                 "serial_console": True, "serial_log": str(console(letter))})
@@ -169,8 +127,7 @@ def dr(sites, tmp_path_factory, figures, run_module, libvirt_uri,  # pylint: dis
                 subprocess.run(["virsh", "-c", libvirt_uri, "secret-undefine", secrets[letter]], capture_output=True,
                                check=False)
             console(letter).unlink(missing_ok=True)
-        kernel.unlink(missing_ok=True)
-        initrd.unlink(missing_ok=True)
+        boot.remove()
         figures["playbooks"] = FIGURES
 
 
