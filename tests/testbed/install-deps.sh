@@ -21,6 +21,8 @@ PKGS=(
   prometheus prometheus-alertmanager
   # the backup engine's repository (tests/integration/backup; Debian 13 hosts get 0.18 from the role)
   restic
+  # the guest agent the fsfreeze test copies into its guest (tests/integration/backup/test_backup_fsfreeze.py)
+  qemu-guest-agent
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -233,13 +233,67 @@ class Engine:
             raise BackupError("restic backup printed no summary")
         return summary[-1], length, digest.hexdigest()
 
-    def backup_image(self, image, now, snapshots):
+    # -- guest filesystem freeze ---------------------------------------------------------------------------------
+    def _fsfreeze(self, host, action, vm):
+        """hc-fsfreeze on a KVM host (over SSH with the configured command); its JSON answer."""
+        conf = self.config["freeze"]
+        argv = [a.replace("{host}", host) for a in conf["command"]] + [action, vm]
+        timeout = int(conf.get("timeout", 60))
+        try:
+            res = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return {"result": "failed", "msg": "%s: no answer in %d s" % (host, timeout)}
+        try:
+            return json.loads(res.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            said = (res.stderr or res.stdout).strip()[-300:] or "exit %d" % res.returncode
+            return {"result": "failed", "msg": "%s: %s" % (host, said)}
+
+    def freeze(self, vm):
+        """(host, answer): the VM's filesystems frozen on the KVM host it runs on, if its agent answers."""
+        conf = self.config.get("freeze")
+        if not conf or not vm:
+            return None, {"result": "off"}
+        unreachable = []
+        for host in conf.get("hosts", []):
+            out = self._fsfreeze(host, "freeze", vm)
+            if out.get("result") in ("frozen", "no-agent"):
+                return host, out
+            if out.get("result") == "failed":
+                unreachable.append(out.get("msg", host))
+        if unreachable:
+            return None, {"result": "failed", "msg": "; ".join(unreachable)}
+        return None, {"result": "not-running", "msg": "%s runs on none of %s" % (vm, conf.get("hosts", []))}
+
+    def snapshot_vm(self, vm, images, snap):
+        """The snapshots of all of a VM's images at one instant, under one freeze of its filesystems where its
+        guest agent answers (filesystem-consistent, across its disks too); else crash-consistent (like a power
+        loss). The thaw follows at once (hc-fsfreeze's watchdog thaws anyway if it never comes)."""
+        host, answer = self.freeze(vm)
+        errors, t0 = {}, time.monotonic()
+        try:
+            for image in images:
+                try:
+                    self.rbd("snap", "create", "%s@%s" % (image, snap))
+                    errors[image] = None
+                except BackupError as e:
+                    errors[image] = str(e)
+        finally:
+            thawed = self._fsfreeze(host, "thaw", vm) if answer.get("result") == "frozen" else None
+        info = {"result": answer.get("result"), "msg": answer.get("msg", "")}
+        if host:
+            info["host"] = host
+        if thawed is not None:
+            info.update(frozen_seconds=round(time.monotonic() - t0, 2), thaw=thawed.get("result"))
+        consistency = {"frozen": "filesystem", "not-running": "stopped"}.get(answer.get("result"), "crash")
+        return errors, {"consistency": consistency, "freeze": info}
+
+    def backup_image(self, image, now, snapshots, snap):
+        """Back up `image@snap` (taken by snapshot_vm): a full or the differential from the last full."""
         spec = self.image_spec(image)
         points = restore_points(snapshots, image)
         kind, base = choose_kind(points, self.cluster_snaps(image), now, int(self.config.get("full_every_hours", 168)))
-        snap = snap_name(now)
         t0 = time.monotonic()
-        self.rbd("snap", "create", "%s@%s" % (image, snap))
         export = ["export", "%s@%s" % (image, snap)] if kind == "full" else \
             ["export-diff", "--from-snap", base, "%s@%s" % (image, snap)]
         tags = [TAG, "image=" + image, "kind=" + kind, "snap=" + snap] + (["base=" + base] if base else []) + \
@@ -258,14 +312,26 @@ class Engine:
 
     def backup(self, vm=None, image=None):
         now = datetime.datetime.now(datetime.timezone.utc)
-        results, snapshots = [], None
+        snap = snap_name(now)
+        results, snapshots, groups = [], None, {}
         for name in self.images_of(vm, image):
+            groups.setdefault(self.images[name].get("vm") or "", []).append(name)
+        for group_vm, names in groups.items():
             try:
-                # the repository's restore points, listed once a run (again for each image while it fails)
+                # the repository's restore points, listed once a run (again for each VM while it fails): an
+                # unreachable repository fails the VM before anything is made on the cluster
                 snapshots = self.snapshots() if snapshots is None else snapshots
-                results.append(dict(self.backup_image(name, now, snapshots), ok=True))
             except BackupError as e:
-                results.append({"image": name, "ok": False, "msg": str(e)})
+                results.extend({"image": name, "ok": False, "msg": str(e)} for name in names)
+                continue
+            taken, consistency = self.snapshot_vm(group_vm, names, snap)
+            for name in names:
+                try:
+                    if taken[name]:
+                        raise BackupError(taken[name])
+                    results.append(dict(self.backup_image(name, now, snapshots, snap), ok=True, **consistency))
+                except BackupError as e:
+                    results.append(dict({"image": name, "ok": False, "msg": str(e)}, **consistency))
         return {"command": "backup", "time": now.isoformat(), "images": results,
                 "failed": not all(r["ok"] for r in results)}
 
