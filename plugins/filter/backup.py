@@ -61,6 +61,12 @@ def backup_problems(settings):
             problems.append("backup_full_every_hours: 1 or more")
     except (TypeError, ValueError):
         problems.append("backup_full_every_hours: a number")
+    if "fsfreeze_max_seconds" in settings:
+        try:
+            if not 1 <= int(settings["fsfreeze_max_seconds"]) <= 3600:
+                problems.append("backup_fsfreeze_max_seconds: 1 to 3600 (a guest stays frozen at most this long)")
+        except (TypeError, ValueError):
+            problems.append("backup_fsfreeze_max_seconds: a number")
     if not settings.get("images"):
         problems.append("nothing to back up: no VM with backup: true, backup_vms and backup_images are empty")
     return problems

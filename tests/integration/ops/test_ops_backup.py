@@ -58,9 +58,26 @@ def test_timer_unit_backs_up(bk):
     assert sorted(got) == ["vms/ha-a-root", "vms/ops-a-root"] and all(r["ok"] and r["kind"] == "full"
                                                                       for r in got.values()), last
     FIGURES["first_added_mib"] = {i: round(r["added_bytes"] / 2 ** 20, 1) for i, r in got.items()}
+    # each VM's KVM host was asked over SSH to freeze it: these guests run no agent, so crash-consistent
+    addresses = {bk.host(h).address: h for h in bk.hosts}
+    for image, vm in (("vms/ops-a-root", "ops-a"), ("vms/ha-a-root", "ha-a")):
+        freeze = got[image]["freeze"]
+        assert got[image]["consistency"] == "crash" and freeze["result"] == "no-agent", got[image]
+        assert addresses[freeze["host"]] == _where(bk, vm) and "agent" in freeze["msg"], (freeze, _where(bk, vm))
     # the repository is on the backup host's own disk, root only, and the password file too
     assert bk.sh(BACKUP_HOST, "stat -c %a /srv/hospital-cloud/backup/restic /etc/hospital-cloud/backup/"
                               "repository.password").split() == ["700", "600"]
+
+
+def test_fsfreeze_key_runs_nothing_else(bk):
+    """The backup host's key reaches hc-fsfreeze on every KVM host with the host key pinned, and nothing else:
+    any other command gets hc-fsfreeze's refusal."""
+    for host in bk.hosts:
+        out = bk.sh(BACKUP_HOST, "ssh -i /etc/hospital-cloud/backup/fsfreeze_ed25519 -l root -o BatchMode=yes "
+                                 "-o StrictHostKeyChecking=yes -o UserKnownHostsFile=/etc/hospital-cloud/backup/"
+                                 "fsfreeze_known_hosts -o GlobalKnownHostsFile=/dev/null %s id; true"
+                    % bk.host(host).address)
+        assert "usage: freeze|thaw" in out and "uid=" not in out, (host, out)
 
 
 def test_backup_job_restore_and_boot(bk):

@@ -51,3 +51,13 @@ def test_each_problem_is_named(change, text):
     problems = backup_problems(dict(GOOD, **change))
     assert any(text in p for p in problems), problems
     assert "x" * 16 not in " ".join(problems)
+
+
+def test_fsfreeze_max_seconds_bounds():
+    fine = {"retention": {"hourly": 1}, "password": "x" * 16, "repository": "/srv/r", "full_every_hours": 1,
+            "images": [{"image": "vms/a-root"}]}
+    assert backup_problems(dict(fine, fsfreeze_max_seconds=60)) == [] and backup_problems(fine) == []
+    for bad in (0, 3601, -5):
+        assert backup_problems(dict(fine, fsfreeze_max_seconds=bad)) == [
+            "backup_fsfreeze_max_seconds: 1 to 3600 (a guest stays frozen at most this long)"]
+    assert backup_problems(dict(fine, fsfreeze_max_seconds="soon")) == ["backup_fsfreeze_max_seconds: a number"]
