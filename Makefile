@@ -26,7 +26,7 @@ help:
 	@echo "make bench    - benchmarks (figures and ratios against baselines; never gating)"
 	@echo "make lint     - ansible-lint (production profile)"
 	@echo "make sanity   - ansible-test sanity (empty ignore files)"
-	@echo "make unit / make integration - the pytest tiers on their own"
+	@echo "make unit / make integration - the pytest tiers on their own (integration without tests/integration/dr)"
 
 deps:
 	@bash tests/testbed/install-deps.sh
@@ -54,7 +54,7 @@ unit: venv
 	bash tests/testbed/pytest.sh tests/unit $(PYTEST_ARGS)
 
 integration: venv
-	bash tests/testbed/pytest.sh tests/integration $(PYTEST_ARGS)
+	bash tests/testbed/pytest.sh tests/integration --ignore=tests/integration/dr $(PYTEST_ARGS)
 
 # The ops tier runs beside the rest (tests/testbed/make-test.sh says why); --durations: the CI log shows where
 # the time went.

@@ -104,3 +104,27 @@ def test_libvirt_modules_return_what_they_document(run_module, libvirt_uri, libv
     assert_returns_match_docs("libvirt_domain", domains)
     assert_returns_match_docs("libvirt_secret", secrets)
     assert_returns_match_docs("libvirt_domain_info", infos)
+
+
+@pytest.mark.ceph
+def test_rbd_mirror_returns_what_it_documents(run_module, ceph_cluster, uid):
+    """One cluster is enough for the keys: the pool in image mode, an image mirrored with a schedule, a bootstrap
+    token (returned only under no_log). The two-cluster behaviour is make test-dr."""
+    conn = {"conf": ceph_cluster.conf, "keyring": ceph_cluster.keyring, "client": ceph_cluster.client}
+
+    def run(module, args, check=False):
+        return run_module("hospital.cloud." + module, dict(conn, **args), check=check)
+
+    pool = {"name": "hc-t-rm-" + uid, "pg_num": 8, "pg_autoscale_mode": "off", "application": ["rbd"]}
+    mirror = {"pool": pool["name"], "site_name": "site-a", "images": ["disk"], "schedule_interval": "1m"}
+    runs = []
+    try:
+        assert not run("ceph_pool", pool).get("failed")
+        assert not run("rbd_image", {"pool": pool["name"], "name": "disk", "size": "8M"}).get("failed")
+        runs += [run("rbd_mirror", mirror, check=True), run("rbd_mirror", mirror), run("rbd_mirror", mirror),
+                 run("rbd_mirror", {"pool": pool["name"], "peer_token_create": True, "_ansible_no_log": True})]
+    finally:
+        run("ceph_pool", dict(pool, state="absent", allow_delete=True))
+    assert runs[0]["changed"] and runs[1]["changed"] and not runs[2]["changed"], runs[2]["calls"]
+    assert runs[3]["peer_token"], "no token under no_log"
+    assert_returns_match_docs("rbd_mirror", runs)
