@@ -136,6 +136,19 @@ class CephCluster:
     def health(self) -> str:
         return self.cli_json("health")["status"]
 
+    def settle(self, quiet_s: float = 10, timeout: float = 120) -> None:
+        """Wait until the OSD map epoch holds still for ``quiet_s``: after snapshots or pools were removed the
+        monitors record them as purged in new epochs for a while, and tests that compare reads around a module
+        run (test_ceph_info) must not see that."""
+        deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
+        while time.monotonic() < deadline:
+            epoch = self.cli_json("osd", "dump")["epoch"]
+            if epoch != last:
+                last, since = epoch, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                return
+            time.sleep(2)
+
     def wait_health_ok(self, timeout: float = 120, osds: int = 0) -> float:
         """Wait until HEALTH_OK with `osds` OSDs up and in; return the seconds waited."""
         t0 = time.monotonic()

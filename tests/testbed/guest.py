@@ -28,6 +28,14 @@ AGENT = ('for p in /sys/class/virtio-ports/*; do\n'
 COUNTER_TOOLS = ("/bin/dash", "/bin/cat", "/bin/sleep", "/bin/sync")
 
 
+def counts(console_log: Path) -> list[int]:
+    """The counts a counter guest printed since it last started (libvirt truncates its serial log at each start)."""
+    try:
+        return [int(n) for n in COUNT.findall(console_log.read_bytes())]
+    except FileNotFoundError:
+        return []
+
+
 def _libraries(binary: str) -> list[str]:
     out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
     return LIBS.findall(out)

@@ -104,20 +104,7 @@ def bk(ceph_cluster, tmp_path_factory):
     print("BACKUP FIGURES %s" % json.dumps(FIGURES, sort_keys=True))
     b.ioctx.close()
     b.handle.shutdown()
-    _settle(ceph_cluster)
-
-
-def _settle(cluster, quiet_s: float = 10, timeout: float = 120) -> None:
-    """Leave the shared cluster still for the next tests (they compare reads around a module run): the monitors
-    record the removed snapshots as purged in new OSD map epochs for a while after the last removal."""
-    deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
-    while time.monotonic() < deadline:
-        epoch = cluster.cli_json("osd", "dump")["epoch"]
-        if epoch != last:
-            last, since = epoch, time.monotonic()
-        elif time.monotonic() - since >= quiet_s:
-            return
-        time.sleep(2)
+    ceph_cluster.settle()  # the next tests compare reads around a module run
 
 
 def by_image(result: dict) -> dict:

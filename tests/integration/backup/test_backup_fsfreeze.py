@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from testbed import guest
+from testbed.libvirt import virsh
 
 pytestmark = [pytest.mark.ceph, pytest.mark.libvirt, pytest.mark.timeout(900)]
 
@@ -36,12 +37,8 @@ EXT4_RECOVER = 0x4  # s_feature_incompat: the journal must be replayed before th
 FIGURES: dict = {}
 
 
-def _virsh(uri: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["virsh", "-c", uri, *args], capture_output=True, text=True, check=check, timeout=120)
-
-
 def _counts() -> list[int]:
-    return [int(n) for n in guest.COUNT.findall(CONSOLE.read_bytes())] if CONSOLE.exists() else []
+    return guest.counts(CONSOLE)
 
 
 def _wait(what: str, fn, timeout: float = 240):
@@ -120,33 +117,21 @@ def fz(ceph_cluster, tmp_path_factory, run_module, libvirt_uri, libvirt_domain_t
         t0 = time.monotonic()
         _wait("the guest counting", _counts)
         ping = ("qemu-agent-command", VM, '{"execute":"guest-ping"}')
-        _wait("the guest agent answering", lambda: _virsh(libvirt_uri, *ping, check=False).returncode == 0)
+        _wait("the guest agent answering", lambda: '"return"' in virsh(libvirt_uri, *ping, check=False, timeout=120))
         FIGURES["guest_agent_ready_s"] = round(time.monotonic() - t0, 1)
         yield f
     finally:
-        _virsh(libvirt_uri, "destroy", VM, check=False)
-        _virsh(libvirt_uri, "undefine", VM, check=False)
-        _virsh(libvirt_uri, "secret-undefine", secret, check=False)
+        virsh(libvirt_uri, "destroy", VM, check=False)
+        virsh(libvirt_uri, "undefine", VM, check=False)
+        virsh(libvirt_uri, "secret-undefine", secret, check=False)
         CONSOLE.unlink(missing_ok=True)
         boot.remove()
         f.ioctx.close()
         f.handle.shutdown()
         ceph_cluster.cli("auth", "del", "client.hc-test-bkf", check=False)
         ceph_cluster.cli("osd", "pool", "rm", POOL, POOL, "--yes-i-really-really-mean-it", check=False)
-        _settle(ceph_cluster)
+        ceph_cluster.settle()
         print("FSFREEZE FIGURES %s" % json.dumps(FIGURES, sort_keys=True))
-
-
-def _settle(cluster, quiet_s: float = 10, timeout: float = 120) -> None:
-    """The shared cluster still again for the next tests (removed snapshots are recorded in new OSD map epochs)."""
-    deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
-    while time.monotonic() < deadline:
-        epoch = cluster.cli_json("osd", "dump")["epoch"]
-        if epoch != last:
-            last, since = epoch, time.monotonic()
-        elif time.monotonic() - since >= quiet_s:
-            return
-        time.sleep(2)
 
 
 def test_without_freeze_the_snapshot_is_crash_consistent(fz):
@@ -195,4 +180,4 @@ def test_hc_fsfreeze_refuses_anything_else(fz, words):
     res = subprocess.run([sys.executable, str(FSFREEZE)], capture_output=True, text=True, timeout=60, check=False,
                          env=dict(os.environ, SSH_ORIGINAL_COMMAND=" ".join(words)))
     assert res.returncode == 2 and json.loads(res.stdout)["msg"].startswith("usage: freeze|thaw"), res.stdout
-    assert _virsh(fz.uri, "domstate", VM).stdout.strip() == "running"
+    assert virsh(fz.uri, "domstate", VM).strip() == "running"

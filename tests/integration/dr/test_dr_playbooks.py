@@ -23,6 +23,7 @@ import pytest
 
 from integration.dr.test_rbd_mirror import has_marker, wait_until, write_marker
 from testbed import guest
+from testbed.libvirt import URI, virsh
 from testbed.ansible_run import VENV_PY
 
 pytestmark = [pytest.mark.ceph, pytest.mark.slow, pytest.mark.dr, pytest.mark.timeout(1800)]
@@ -40,11 +41,7 @@ def console(site: str) -> Path:
 
 
 def counts(site: str) -> list[int]:
-    """The counts the site's VM printed since it last started (libvirt truncates the log at each start)."""
-    try:
-        return [int(n) for n in guest.COUNT.findall(console(site).read_bytes())]
-    except FileNotFoundError:
-        return []
+    return guest.counts(console(site))
 
 
 def first_count(site: str, timeout: float = 240) -> int:
@@ -59,8 +56,7 @@ def first_count(site: str, timeout: float = 240) -> int:
 
 
 def domstate(site: str) -> str:
-    return subprocess.run(["virsh", "-c", "qemu:///system", "domstate", VM[site]], capture_output=True, text=True,
-                          check=False).stdout.strip()
+    return virsh(URI, "domstate", VM[site], check=False).strip()
 
 
 @pytest.fixture(scope="module")
@@ -121,11 +117,10 @@ def dr(sites, tmp_path_factory, figures, run_module, libvirt_uri,  # pylint: dis
         yield a, b, inv
     finally:
         for letter in ("a", "b"):
-            subprocess.run(["virsh", "-c", libvirt_uri, "destroy", VM[letter]], capture_output=True, check=False)
-            subprocess.run(["virsh", "-c", libvirt_uri, "undefine", VM[letter]], capture_output=True, check=False)
+            virsh(libvirt_uri, "destroy", VM[letter], check=False)
+            virsh(libvirt_uri, "undefine", VM[letter], check=False)
             if letter in secrets:
-                subprocess.run(["virsh", "-c", libvirt_uri, "secret-undefine", secrets[letter]], capture_output=True,
-                               check=False)
+                virsh(libvirt_uri, "secret-undefine", secrets[letter], check=False)
             console(letter).unlink(missing_ok=True)
         boot.remove()
         figures["playbooks"] = FIGURES
