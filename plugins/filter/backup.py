@@ -12,6 +12,9 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.hospital.cloud.plugins.plugin_utils.rack.view import to_bool
 
 IMAGE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+# what a VM's backups must be at least: crash (freeze when the guest agent answers) or filesystem (a backup
+# without the freeze is reported and alerted on)
+CONSISTENCY = ("crash", "filesystem")
 
 
 def backup_images(vms, pool, suffix="-root", names=None, default=False, extra=None, golden=""):
@@ -23,8 +26,19 @@ def backup_images(vms, pool, suffix="-root", names=None, default=False, extra=No
     unknown = [n for n in names if n not in known]
     if unknown:
         raise AnsibleFilterError("backup_vms names unknown VMs %s: the VMs are %s" % (unknown, sorted(known)))
-    out = [{"image": "%s/%s%s" % (pool, vm["name"], suffix), "vm": vm["name"]}
-           for vm in vms if isinstance(vm, dict) and (vm.get("name") in names or to_bool(vm.get("backup", default)))]
+    out = []
+    for vm in vms:
+        if not isinstance(vm, dict) or not (vm.get("name") in names or to_bool(vm.get("backup", default))):
+            continue
+        entry = {"image": "%s/%s%s" % (pool, vm["name"], suffix), "vm": vm["name"]}
+        consistency = vm.get("backup_consistency", "crash")
+        if consistency not in CONSISTENCY:
+            raise AnsibleFilterError("VM %s: backup_consistency must be one of %s, got %r"
+                                     % (vm["name"], ", ".join(CONSISTENCY), consistency))
+        if consistency == "filesystem":
+            # hc-backup still backs the VM up when the freeze fails, and says so (an alert, not a lost backup)
+            entry["consistency"] = "filesystem"
+        out.append(entry)
     for image in list(extra or []) + ([golden] if golden else []):
         if not isinstance(image, str) or not IMAGE.match(image):
             raise AnsibleFilterError("backup_images: %r is not pool/image" % (image,))
@@ -67,6 +81,10 @@ def backup_problems(settings):
                 problems.append("backup_fsfreeze_max_seconds: 1 to 3600 (a guest stays frozen at most this long)")
         except (TypeError, ValueError):
             problems.append("backup_fsfreeze_max_seconds: a number")
+    needs_freeze = [i.get("vm") for i in settings.get("images") or [] if i.get("consistency") == "filesystem"]
+    if needs_freeze and settings.get("fsfreeze") is False:
+        problems.append("backup_consistency filesystem (VMs %s) needs the guest freeze: backup_fsfreeze true and the"
+                        " KVM hosts in backup_fsfreeze_kvm_group" % ", ".join(needs_freeze))
     if not settings.get("images"):
         problems.append("nothing to back up: no VM with backup: true, backup_vms and backup_images are empty")
     return problems

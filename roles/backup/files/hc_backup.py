@@ -39,6 +39,8 @@ import urllib.parse
 SNAP_PREFIX = "hcbk-"
 TAG = "hospital-cloud"
 CHUNK = 4 * 1024 * 1024
+# a snapshot under a guest freeze, or of a VM that was not running, needs no journal replay to be consistent
+SAFE_CONSISTENCY = ("filesystem", "stopped")
 EXIT_BAD_INPUT, EXIT_FAILED = 2, 1
 
 
@@ -288,6 +290,18 @@ class Engine:
         consistency = {"frozen": "filesystem", "not-running": "stopped"}.get(answer.get("result"), "crash")
         return errors, {"consistency": consistency, "freeze": info}
 
+    def consistency_required(self, image, consistency):
+        """The image's required consistency and, when this backup falls short of it, why (the backup is kept:
+        crash-consistent beats none; the metric and BackupNotFilesystemConsistent say it)."""
+        if self.images[image].get("consistency") != "filesystem":
+            return {}
+        out = {"consistency_required": "filesystem"}
+        if consistency["consistency"] not in SAFE_CONSISTENCY:
+            freeze = consistency["freeze"]
+            out["warning"] = "only crash-consistent: the guest's filesystems were not frozen (%s%s)" % (
+                freeze.get("result"), ": " + freeze["msg"] if freeze.get("msg") else "")
+        return out
+
     def backup_image(self, image, now, snapshots, snap):
         """Back up `image@snap` (taken by snapshot_vm): a full or the differential from the last full."""
         spec = self.image_spec(image)
@@ -326,12 +340,13 @@ class Engine:
                 continue
             taken, consistency = self.snapshot_vm(group_vm, names, snap)
             for name in names:
+                required = dict(consistency, **self.consistency_required(name, consistency))
                 try:
                     if taken[name]:
                         raise BackupError(taken[name])
-                    results.append(dict(self.backup_image(name, now, snapshots, snap), ok=True, **consistency))
+                    results.append(dict(self.backup_image(name, now, snapshots, snap), ok=True, **required))
                 except BackupError as e:
-                    results.append(dict({"image": name, "ok": False, "msg": str(e)}, **consistency))
+                    results.append(dict({"image": name, "ok": False, "msg": str(e)}, **required))
         return {"command": "backup", "time": now.isoformat(), "images": results,
                 "failed": not all(r["ok"] for r in results)}
 
@@ -509,7 +524,11 @@ def write_metrics(state_dir, textfile):
              "# HELP hc_backup_drill_timestamp_seconds Time of the image's last restore drill.",
              "# TYPE hc_backup_drill_timestamp_seconds gauge",
              "# HELP hc_backup_repository_ok Whether the last restic check of the repository found no error.",
-             "# TYPE hc_backup_repository_ok gauge"]
+             "# TYPE hc_backup_repository_ok gauge",
+             "# HELP hc_backup_last_filesystem_consistent Whether the VM image's last backup was taken with its"
+             " filesystems frozen or the VM stopped (1) or only crash-consistent (0); required=true: the VM's"
+             " backup_consistency is filesystem.",
+             "# TYPE hc_backup_last_filesystem_consistent gauge"]
     success = _load(os.path.join(state_dir, "success.json"))
     for name, key in (("backup", "last-backup.json"), ("verify", "last-verify.json")):
         last = _load(os.path.join(state_dir, key))
@@ -525,6 +544,11 @@ def write_metrics(state_dir, textfile):
                     success[r["image"]] = when
                 lines.append("hc_backup_last_ok{%s} %d" % (label, 1 if r["ok"] else 0))
                 lines.append("hc_backup_last_added_bytes{%s} %d" % (label, r.get("added_bytes", 0)))
+                # a VM's image with freezing configured, or one that needs it
+                if r.get("consistency_required") or r.get("freeze", {}).get("result", "off") != "off":
+                    lines.append('hc_backup_last_filesystem_consistent{%s,required="%s"} %d' % (
+                        label, "true" if r.get("consistency_required") == "filesystem" else "false",
+                        1 if r.get("consistency") in SAFE_CONSISTENCY else 0))
             else:
                 lines.append("hc_backup_drill_ok{%s} %d" % (label, 1 if r["ok"] else 0))
                 lines.append("hc_backup_drill_timestamp_seconds{%s} %d" % (label, when))

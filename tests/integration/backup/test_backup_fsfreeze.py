@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from testbed import guest
+from testbed.ceph import free_ports
 from testbed.libvirt import virsh
 
 pytestmark = [pytest.mark.ceph, pytest.mark.libvirt, pytest.mark.timeout(900)]
@@ -58,18 +59,26 @@ class Fz:
         self.handle = cluster.rados()
         self.ioctx = self.handle.open_ioctx(POOL)
         self.config = tmp / "backup.json"
+        self.textfile = tmp / "textfile" / "hc_backup.prom"
 
-    def write_config(self, freeze: bool) -> None:
+    def write_config(self, freeze: bool, required: bool = False, command: list[str] | None = None) -> None:
+        image = {"image": "%s/%s" % (POOL, IMAGE), "vm": VM}
+        if required:
+            image["consistency"] = "filesystem"  # the VM's backup_consistency
         conf = {"ceph": {"conf": self.cluster.conf, "keyring": self.cluster.keyring,
                          "id": self.cluster.client.split(".", 1)[1]},
                 "repository": str(self.tmp / "repo"), "password_file": str(self.tmp / "password"),
-                "state_dir": str(self.tmp / "state"), "hostname": "backup-test",
-                "images": [{"image": "%s/%s" % (POOL, IMAGE), "vm": VM}], "full_every_hours": 168,
-                "retention": {"hourly": 24}, "prune": False}
+                "state_dir": str(self.tmp / "state"), "hostname": "backup-test", "textfile": str(self.textfile),
+                "images": [image], "full_every_hours": 168, "retention": {"hourly": 24}, "prune": False}
         if freeze:
             # the KVM host is this machine: hc-fsfreeze without the SSH hop ({host} is not used)
-            conf["freeze"] = {"hosts": ["kvm-local"], "command": [sys.executable, str(FSFREEZE)], "timeout": 60}
+            conf["freeze"] = {"hosts": ["kvm-local"], "command": command or [sys.executable, str(FSFREEZE)],
+                              "timeout": 60}
         self.config.write_text(json.dumps(conf))
+
+    def consistent_metric(self) -> list[str]:
+        return [line for line in self.textfile.read_text().splitlines()
+                if line.startswith("hc_backup_last_filesystem_consistent{")]
 
     def run(self, *args: str) -> dict:
         res = subprocess.run([sys.executable, str(ENGINE), "--config", str(self.config), *args], capture_output=True,
@@ -143,10 +152,13 @@ def test_without_freeze_the_snapshot_is_crash_consistent(fz):
 
 
 def test_frozen_snapshot_is_filesystem_consistent_and_the_guest_goes_on(fz):
-    fz.write_config(freeze=True)
+    fz.write_config(freeze=True, required=True)
     before = _counts()[-1]
     done = fz.run("backup")["images"][0]
     assert done["ok"] and done["consistency"] == "filesystem", done
+    assert "warning" not in done and done["consistency_required"] == "filesystem", done
+    assert fz.consistent_metric() == ['hc_backup_last_filesystem_consistent{image="%s/%s",required="true"} 1'
+                                      % (POOL, IMAGE)]
     assert done["freeze"]["result"] == "frozen" and done["freeze"]["thaw"] == "thawed", done
     FIGURES.update(frozen_s=done["freeze"]["frozen_seconds"], kind=done["kind"], backup_s=done["seconds"])
     assert not fz.needs_recovery(IMAGE, done["snap"])
@@ -158,6 +170,22 @@ def test_frozen_snapshot_is_filesystem_consistent_and_the_guest_goes_on(fz):
         rbd.RBD().remove(fz.ioctx, restored)
     # thawed: the guest writes on
     _wait("the guest counting after the thaw", lambda: _counts()[-1] > before + 2, 60)
+
+
+def test_a_vm_that_needs_the_freeze_and_missed_it_is_backed_up_and_reported(fz):
+    """backup_consistency filesystem, but the KVM host cannot be reached (its sshd down: nothing listens on the
+    port): the backup is still made (crash-consistent beats none), the report and the metric say what it is."""
+    port = free_ports(1)[0]
+    fz.write_config(freeze=True, required=True, command=[
+        "ssh", "-p", str(port), "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", "StrictHostKeyChecking=yes",
+        "-o", "UserKnownHostsFile=/dev/null", "127.0.0.1"])
+    done = fz.run("backup")["images"][0]
+    assert done["ok"] and done["consistency"] == "crash" and done["freeze"]["result"] == "failed", done
+    assert done["warning"].startswith("only crash-consistent: the guest's filesystems were not frozen (failed: "
+                                      "kvm-local: ssh: connect to host 127.0.0.1 port %d" % port), done["warning"]
+    assert fz.needs_recovery(IMAGE, done["snap"])
+    assert fz.consistent_metric() == ['hc_backup_last_filesystem_consistent{image="%s/%s",required="true"} 0'
+                                      % (POOL, IMAGE)]
 
 
 def test_a_freeze_nobody_thaws_ends_by_itself(fz):

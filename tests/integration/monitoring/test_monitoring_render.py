@@ -101,7 +101,8 @@ def test_renders_valid_files_targets_from_inventory_and_is_idempotent(run_playbo
 
 def test_alert_rules_fire_as_documented(run_playbook, tmp_path):
     """promtool test rules: a wanted VM not running, a VM running twice, a host down, a certificate near
-    its end, a degraded pool, a failed backup, an old backup, a failed restore drill."""
+    its end, a degraded pool, a failed backup, an old backup, a backup that missed its freeze, a failed restore
+    drill."""
     res, conf = _render(run_playbook, tmp_path)
     assert res.rc == 0, res.stdout[-4000:]
     tests = {
@@ -134,6 +135,11 @@ def test_alert_rules_fire_as_documented(run_playbook, tmp_path):
                  "values": "-108000x10"},
                 {"series": 'hc_backup_repository_ok{job="node",host="bk-01"}', "values": "0x10"},
                 {"series": 'hc_backup_drill_ok{job="node",host="bk-01",image="vms/ris-1-root"}', "values": "1x10"},
+                # db-1 needs filesystem-consistent backups and its agent did not answer; lab-1 does not need them
+                {"series": 'hc_backup_last_filesystem_consistent{job="node",host="bk-01",image="vms/db-1-root",'
+                           'required="true"}', "values": "0x10"},
+                {"series": 'hc_backup_last_filesystem_consistent{job="node",host="bk-01",image="vms/lab-1-root",'
+                           'required="false"}', "values": "0x10"},
             ],
             "alert_rule_test": [
                 {"eval_time": "5m", "alertname": "VmNotRunning",
@@ -186,6 +192,15 @@ def test_alert_rules_fire_as_documented(run_playbook, tmp_path):
                                      "summary": "The last good backup of vms/ris-1-root is 1d 6h 1m 0s old",
                                      "description": "No backup of vms/ris-1-root succeeded on bk-01 for more than "
                                                     "26 hours."}}]},
+                {"eval_time": "1m", "alertname": "BackupNotFilesystemConsistent",
+                 "exp_alerts": [{"exp_labels": {"severity": "warning", "job": "node", "host": "bk-01",
+                                                "image": "vms/db-1-root", "required": "true"},
+                                 "exp_annotations": {
+                                     "summary": "The last backup of vms/db-1-root is only crash-consistent",
+                                     "description": "Its VM needs filesystem-consistent backups (backup_consistency:"
+                                                    " filesystem) but its guest agent did not freeze it: the reason"
+                                                    " is in /var/lib/hospital-cloud/backup/last-backup.json on"
+                                                    " bk-01."}}]},
                 {"eval_time": "1m", "alertname": "BackupRestoreDrillFailed",
                  "exp_alerts": [{"exp_labels": {"severity": "critical", "job": "node", "host": "bk-01"},
                                  "exp_annotations": {

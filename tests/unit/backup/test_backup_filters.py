@@ -21,13 +21,23 @@ def test_vms_that_ask_for_it_and_those_named():
     assert [i["vm"] for i in backup_images(VMS, "vms", suffix="-disk", default=True)] == ["pacs-1", "ris-1", "lab-1"]
 
 
+def test_a_vm_that_needs_filesystem_consistency_says_so():
+    vms = [{"name": "db-1", "backup": True, "backup_consistency": "filesystem"},
+           {"name": "pacs-1", "backup": True, "backup_consistency": "crash"}]
+    assert backup_images(vms, "vms") == [{"image": "vms/db-1-root", "vm": "db-1", "consistency": "filesystem"},
+                                         {"image": "vms/pacs-1-root", "vm": "pacs-1"}]
+
+
 @pytest.mark.parametrize("kwargs,text", [
     ({"names": ["nope"]}, "unknown VMs ['nope']"),
     ({"extra": ["no-pool"]}, "is not pool/image"),
+    ({"vms": [{"name": "db-1", "backup": True, "backup_consistency": "application"}]},
+     "VM db-1: backup_consistency must be one of crash, filesystem, got 'application'"),
 ])
 def test_bad_selection_is_refused(kwargs, text):
+    vms = kwargs.pop("vms", VMS)
     with pytest.raises(AnsibleFilterError, match=text.replace("[", r"\[").replace("]", r"\]")):
-        backup_images(VMS, "vms", **kwargs)
+        backup_images(vms, "vms", **kwargs)
 
 
 GOOD = {"retention": {"hourly": 24, "daily": 14}, "password": "x" * 16, "repository": "/srv/r",
@@ -51,6 +61,16 @@ def test_each_problem_is_named(change, text):
     problems = backup_problems(dict(GOOD, **change))
     assert any(text in p for p in problems), problems
     assert "x" * 16 not in " ".join(problems)
+
+
+def test_filesystem_consistency_needs_the_freeze():
+    images = [{"image": "vms/db-1-root", "vm": "db-1", "consistency": "filesystem"}, {"image": "vms/a-root"}]
+    assert backup_problems(dict(GOOD, images=images, fsfreeze=True)) == []
+    assert backup_problems(dict(GOOD, images=images)) == []  # not said: not checked
+    problems = backup_problems(dict(GOOD, images=images, fsfreeze=False))
+    assert problems == ["backup_consistency filesystem (VMs db-1) needs the guest freeze: backup_fsfreeze true and"
+                        " the KVM hosts in backup_fsfreeze_kvm_group"]
+    assert backup_problems(dict(GOOD, fsfreeze=False)) == []
 
 
 def test_fsfreeze_max_seconds_bounds():

@@ -4,6 +4,7 @@ cluster and the repository may drop."""
 from __future__ import annotations
 
 import datetime
+import json
 import importlib.util
 from pathlib import Path
 
@@ -79,3 +80,39 @@ def test_retention_arguments():
     for bad, text in (({"hourly": 0}, "keeps nothing"), ({"daily": -1}, "0 or more")):
         with pytest.raises(hc.BadInput, match=text):
             hc.retention_args(bad)
+
+
+FROZEN = {"consistency": "filesystem", "freeze": {"result": "frozen", "msg": ""}}
+NO_AGENT = {"consistency": "crash", "freeze": {"result": "no-agent", "msg": "QEMU guest agent is not configured"}}
+STOPPED = {"consistency": "stopped", "freeze": {"result": "not-running", "msg": "db-1 runs on none of []"}}
+
+
+@pytest.mark.parametrize("consistency,want", [
+    (FROZEN, {"consistency_required": "filesystem"}),
+    (STOPPED, {"consistency_required": "filesystem"}),
+    (NO_AGENT, {"consistency_required": "filesystem", "warning": "only crash-consistent: the guest's filesystems"
+                " were not frozen (no-agent: QEMU guest agent is not configured)"}),
+])
+def test_a_vm_that_needs_the_freeze_is_told_when_it_missed_it(consistency, want):
+    engine = hc.Engine.__new__(hc.Engine)
+    engine.images = {"vms/db-1-root": {"image": "vms/db-1-root", "vm": "db-1", "consistency": "filesystem"},
+                     "vms/pacs-1-root": {"image": "vms/pacs-1-root", "vm": "pacs-1"}}
+    assert engine.consistency_required("vms/db-1-root", consistency) == want
+    assert engine.consistency_required("vms/pacs-1-root", NO_AGENT) == {}
+
+
+def test_metrics_say_which_backups_were_only_crash_consistent(tmp_path):
+    images = [dict({"image": "vms/db-1-root", "ok": True, "consistency_required": "filesystem"}, **NO_AGENT),
+              dict({"image": "vms/ris-1-root", "ok": True, "consistency_required": "filesystem"}, **STOPPED),
+              dict({"image": "vms/pacs-1-root", "ok": True}, **FROZEN),
+              dict({"image": "vms/lab-1-root", "ok": True}, **NO_AGENT),
+              # no freeze configured and none required (an extra image, or backup_fsfreeze false): no such metric
+              {"image": "vms/golden", "ok": True, "consistency": "crash", "freeze": {"result": "off"}}]
+    (tmp_path / "last-backup.json").write_text(json.dumps({"time": T0.isoformat(), "images": images}))
+    hc.write_metrics(str(tmp_path), str(tmp_path / "hc_backup.prom"))
+    lines = [line for line in (tmp_path / "hc_backup.prom").read_text().splitlines()
+             if line.startswith("hc_backup_last_filesystem_consistent{")]
+    assert lines == ['hc_backup_last_filesystem_consistent{image="vms/db-1-root",required="true"} 0',
+                     'hc_backup_last_filesystem_consistent{image="vms/ris-1-root",required="true"} 1',
+                     'hc_backup_last_filesystem_consistent{image="vms/pacs-1-root",required="false"} 1',
+                     'hc_backup_last_filesystem_consistent{image="vms/lab-1-root",required="false"} 0']
