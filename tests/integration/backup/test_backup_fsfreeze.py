@@ -25,6 +25,7 @@ import pytest
 from testbed import guest
 from testbed.ceph import free_ports
 from testbed.libvirt import virsh
+from testbed.poll import wait_for
 
 pytestmark = [pytest.mark.ceph, pytest.mark.libvirt, pytest.mark.timeout(900)]
 
@@ -42,15 +43,8 @@ def _counts() -> list[int]:
     return guest.counts(CONSOLE)
 
 
-def _wait(what: str, fn, timeout: float = 240):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = fn()
-        if got:
-            return got
-        time.sleep(1)
-    tail = CONSOLE.read_bytes()[-1500:] if CONSOLE.exists() else b""
-    raise AssertionError("%s: not within %d s; console: %r" % (what, timeout, tail))
+def _console_tail() -> str:
+    return "console: %r" % (CONSOLE.read_bytes()[-1500:] if CONSOLE.exists() else b"")
 
 
 class Fz:
@@ -124,9 +118,10 @@ def fz(ceph_cluster, tmp_path_factory, run_module, libvirt_uri, libvirt_domain_t
             "serial_console": True, "serial_log": str(CONSOLE), "extra_devices": [AGENT_CHANNEL]})
         assert not res.get("failed"), res.get("msg")
         t0 = time.monotonic()
-        _wait("the guest counting", _counts)
+        wait_for(_counts, 240, "the guest counting", details=_console_tail)
         ping = ("qemu-agent-command", VM, '{"execute":"guest-ping"}')
-        _wait("the guest agent answering", lambda: '"return"' in virsh(libvirt_uri, *ping, check=False, timeout=120))
+        wait_for(lambda: '"return"' in virsh(libvirt_uri, *ping, check=False, timeout=120), 240,
+                 "the guest agent answering", details=_console_tail)
         FIGURES["guest_agent_ready_s"] = round(time.monotonic() - t0, 1)
         yield f
     finally:
@@ -169,7 +164,7 @@ def test_frozen_snapshot_is_filesystem_consistent_and_the_guest_goes_on(fz):
     finally:
         rbd.RBD().remove(fz.ioctx, restored)
     # thawed: the guest writes on
-    _wait("the guest counting after the thaw", lambda: _counts()[-1] > before + 2, 60)
+    wait_for(lambda: _counts()[-1] > before + 2, 60, "the guest counting after the thaw", details=_console_tail)
 
 
 def test_a_vm_that_needs_the_freeze_and_missed_it_is_backed_up_and_reported(fz):
@@ -198,7 +193,7 @@ def test_a_freeze_nobody_thaws_ends_by_itself(fz):
     held = _counts()[-1]
     time.sleep(3)
     assert _counts()[-1] == held, "the guest wrote while frozen"
-    _wait("the guest counting after the watchdog's thaw", lambda: _counts()[-1] > held, 60)
+    wait_for(lambda: _counts()[-1] > held, 60, "the guest counting after the watchdog's thaw", details=_console_tail)
     FIGURES["watchdog_thaw_after_s"] = round(time.monotonic() - t0, 1)
     assert FIGURES["watchdog_thaw_after_s"] >= 5
 

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from integration.dr.test_rbd_mirror import has_marker, wait_until, write_marker
+from integration.dr.test_rbd_mirror import has_marker, write_marker
 from testbed import guest
 from testbed.libvirt import URI, virsh
+from testbed.poll import seconds_until, wait_for
 from testbed.ansible_run import VENV_PY
 
 pytestmark = [pytest.mark.ceph, pytest.mark.slow, pytest.mark.dr, pytest.mark.timeout(1800)]
@@ -45,14 +46,10 @@ def counts(site: str) -> list[int]:
 
 
 def first_count(site: str, timeout: float = 240) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        seen = counts(site)
-        if seen:
-            return seen[0]
-        time.sleep(0.5)
-    raise AssertionError("VM %s printed no count in %d s: %r" % (VM[site], timeout, console(site).read_bytes()[-2000:]
-                                                                 if console(site).exists() else "no console log"))
+    def tail() -> str:
+        return "console: %r" % (console(site).read_bytes()[-2000:] if console(site).exists() else "no console log")
+
+    return wait_for(lambda: counts(site), timeout, "VM %s printing a count" % VM[site], interval=0.5, details=tail)[0]
 
 
 def domstate(site: str) -> str:
@@ -99,7 +96,7 @@ def dr(sites, tmp_path_factory, figures, run_module, libvirt_uri,  # pylint: dis
                            "user": "hc-test-dr", "secret_uuid": secrets[letter], "target": "vda", "cache": "none"}],
                 "serial_console": True, "serial_log": str(console(letter))})
             assert not res.get("failed"), res.get("msg")
-        FIGURES["vm_boot_first_count_s"] = round(wait_until("the VM counting on A", lambda: counts("a"), 240), 1)
+        FIGURES["vm_boot_first_count_s"] = round(seconds_until(lambda: counts("a"), 240, "the VM counting on A"), 1)
         hosts = {}
         for group, host, letter, site in (("dr_site_a", "site-a-admin", "a", a), ("dr_site_b", "site-b-admin", "b", b)):
             hosts[group] = {"hosts": {host: {
@@ -174,7 +171,7 @@ def test_setup_check_then_real_then_no_change(dr, run_playbook):
     assert again.rc == 0 and changed(again) == 0, again.stdout[-3000:]
     assert "eyJ" not in done.stdout + predicted.stdout  # the bootstrap token (base64 of JSON) never printed
     t0 = write_marker(a, "pb-setup")
-    FIGURES["rpo_s"] = round(wait_until("marker on B", lambda: has_marker(b, "pb-setup"), RPO_GOAL_S), 1)
+    FIGURES["rpo_s"] = round(seconds_until(lambda: has_marker(b, "pb-setup"), RPO_GOAL_S, "marker on B"), 1)
     FIGURES["setup_s"] = done.seconds
     assert time.monotonic() - t0 < RPO_GOAL_S + 5
 
@@ -220,7 +217,7 @@ def test_unplanned_failover_to_a_then_resync_and_failback(dr, run_playbook):
     """B (primary now) is lost: A takes over with force. B comes back as a stale primary: dr_resync makes it a
     copy of A again, then a planned failover brings the images back to B with every marker."""
     a, b, inv = dr
-    wait_until("B's marker on A", lambda: has_marker(a, "pb-on-b"), RPO_GOAL_S)
+    wait_for(lambda: has_marker(a, "pb-on-b"), RPO_GOAL_S, "B's marker on A")
     first_b = counts("b")[0]
     b.freeze()
     t0 = time.monotonic()

@@ -22,6 +22,8 @@ import time
 
 import pytest
 
+from testbed.poll import seconds_until, wait_for
+
 pytestmark = [pytest.mark.ceph, pytest.mark.slow, pytest.mark.dr, pytest.mark.timeout(1500)]
 
 POOL = "dr-vms"
@@ -49,16 +51,6 @@ def has_marker(site, name: str) -> bool:
     except Exception:  # pylint: disable=broad-except
         # the image is absent while it is (re)synced
         return False
-
-
-def wait_until(what: str, fn, timeout: float, interval: float = 1.0) -> float:
-    """Seconds until fn() is true; AssertionError after timeout."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if fn():
-            return time.monotonic() - t0
-        time.sleep(interval)
-    raise AssertionError("%s: not within %ds" % (what, timeout))
 
 
 def mirror(run_module, site, args, check=False, no_log=False):
@@ -155,7 +147,7 @@ def dr(sites, run_module, figures):
     t0 = time.monotonic()
     for site in (a, b):
         site.start_mirror()
-    figures["initial_sync_s"] = round(wait_until("image on site B", lambda: _replaying(run_module, b), 240), 1)
+    figures["initial_sync_s"] = round(seconds_until(lambda: _replaying(run_module, b), 240, "image on site B"), 1)
     figures["initial_sync_from_daemon_start"] = round(time.monotonic() - t0, 1)
     return a, b
 
@@ -192,7 +184,7 @@ def test_rpo_marker_on_a_is_readable_on_b(dr, figures):
     lags = []
     for n in range(2):
         t_write = write_marker(a, "rpo-%d" % n)
-        wait_until("marker rpo-%d on B" % n, lambda n=n: has_marker(b, "rpo-%d" % n), RPO_GOAL_S + 60)
+        wait_for(lambda n=n: has_marker(b, "rpo-%d" % n), RPO_GOAL_S + 60, "marker rpo-%d on B" % n)
         lags.append(round(time.monotonic() - t_write, 1))
     figures["rpo_lag_s"] = lags
     figures["rpo_goal_s"] = RPO_GOAL_S
@@ -230,9 +222,9 @@ def test_planned_failback_b_to_a_keeps_what_b_wrote(dr, run_module, figures):
 
 def test_unplanned_failover_force_promote_on_b(dr, run_module, figures):
     a, b = dr
-    wait_until("B replaying", lambda: _replaying(run_module, b), 180, interval=3)
+    wait_for(lambda: _replaying(run_module, b), 180, "B replaying", interval=3)
     t_write = write_marker(a, "synced-before-loss")
-    wait_until("last marker on B", lambda: has_marker(b, "synced-before-loss"), RPO_GOAL_S + 60)
+    wait_for(lambda: has_marker(b, "synced-before-loss"), RPO_GOAL_S + 60, "last marker on B")
     figures["rpo_lag_before_loss_s"] = round(time.monotonic() - t_write, 1)
     write_marker(a, "maybe-lost")  # after the last synced snapshot: inside the RPO window
     frozen = a.freeze()
@@ -263,9 +255,9 @@ def test_failback_after_unplanned_failover(dr, run_module, figures):
     assert [c["prefix"] for c in pre["calls"]] == ["rbd mirror image demote", "rbd mirror image resync"], pre
     res = mirror(run_module, a, args)
     assert not res.get("failed") and res["calls"] == pre["calls"], res
-    wait_until("B's writes resynced to A", lambda: has_marker(a, "on-b-after-loss"), 300, interval=2)
+    wait_for(lambda: has_marker(a, "on-b-after-loss"), 300, "B's writes resynced to A", interval=2)
     figures["resync_s"] = round(time.monotonic() - t1, 1)
-    wait_until("A replaying", lambda: _replaying(run_module, a), 180, interval=3)
+    wait_for(lambda: _replaying(run_module, a), 180, "A replaying", interval=3)
     again = mirror(run_module, a, args)
     assert again["changed"] is False, again
     write_marker(b, "on-b-before-failback")

@@ -1,12 +1,15 @@
 """Helpers for the imaging worker integration tests: run its CLI, read its logs, check outputs."""
 
-import blake3
+import functools
 import json
 import os
 import pathlib
 import subprocess
 import sys
-import time
+
+import blake3
+
+from testbed import poll
 
 PKG_ROOT = pathlib.Path(__file__).resolve().parents[3] / "roles" / "imaging_worker" / "files" / "hospital_imaging"
 
@@ -18,15 +21,8 @@ def cli(*args, **kwargs):
                             env=env, start_new_session=True, **kwargs)
 
 
-def wait_for(predicate, timeout, what):
-    """The first true value of ``predicate()``, polled every 50 ms; AssertionError after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
+# the worker logs and moves files within milliseconds: ask often
+wait_for = functools.partial(poll.wait_for, interval=0.05)
 
 
 def json_lines(text):

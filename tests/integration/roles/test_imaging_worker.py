@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from lab.rack import ssh
+from testbed.poll import wait_for
 
 pytestmark = [pytest.mark.image, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -97,17 +98,6 @@ def _listening(rack, port: int) -> list:
             if len(f) > 3 and f[3] == "0A" and ":" in f[1] and int(f[1].rsplit(":", 1)[1], 16) == port]
 
 
-def _wait(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError("timed out after %ds waiting for %s (last: %r)" % (timeout, what, value))
-
-
 def test_check_mode_on_fresh_host_predicts_and_installs_nothing(rack, run_playbook):
     res = run_playbook(PLAY, inventory=_inv(rack), check=True, diff=True)
     assert res.rc == 0, res.stdout[-3000:]
@@ -163,8 +153,8 @@ def test_converge_spool_service_processes_images(rack, run_playbook):
               "install -d -o radiology -m 0700 /tmp/rad; cat > /tmp/gen.py <<'EOF'\n" + GEN + "EOF\n"
               "runuser -u radiology -- " + VENV + "/bin/python /tmp/gen.py /tmp/rad " + str(n) + " 0 && "
               "runuser -u radiology -- " + VENV + "/bin/hospital-imaging submit --source spool:" + SPOOL + " /tmp/rad/*.png")
-    _wait(lambda: int(_sh(rack, "ls %s/outbox | grep -c '\\.json$'" % SPOOL, check=False).stdout.strip() or 0) >= n,
-          90, "%d sidecars in outbox/" % n)
+    wait_for(lambda: int(_sh(rack, "ls %s/outbox | grep -c '\\.json$'" % SPOOL, check=False).stdout.strip() or 0) >= n,
+             90, "%d sidecars in outbox/" % n)
     done = _sh(rack, "ls %s/done" % SPOOL).stdout.split()
     assert len(done) == n, done
     assert _sh(rack, "find %s/failed %s/inbox -type f | wc -l" % (SPOOL, SPOOL)).stdout.strip() == "0"
@@ -179,7 +169,7 @@ def test_converge_spool_service_processes_images(rack, run_playbook):
                  ".hexdigest())' %s/done/%s" % (SPOOL, done[0])).stdout.strip()
     assert sidecar["checksum"] == "blake3" and sidecar["source"]["blake3"] == digest
     _sh(rack, "test -s %s/outbox/%s" % (SPOOL, sidecar["outputs"]["edges"]["name"]))
-    _wait(lambda: "hospital_imaging_processed_total %d.0" % n in _metrics(
+    wait_for(lambda: "hospital_imaging_processed_total %d.0" % n in _metrics(
         "http://%s:9108/metrics" % rack.hosts[0].address), 15, "processed_total == %d" % n)
 
 
@@ -214,8 +204,8 @@ def test_pipeline_change_is_reloaded_without_restart(rack, run_playbook):
     res = run_playbook(PLAY, inventory=_inv(rack), extra_vars={"imaging_worker_pipeline": pipe})
     changed = _changed_tasks(res)
     assert res.rc == 0 and len(changed) == 1 and "Configure | pipeline, validated" in changed[0], changed
-    _wait(lambda: "pipeline_reloaded" in _sh(rack, "journalctl -u %s -o cat --since '%s'" % (UNIT, since)).stdout,
-          30, "pipeline_reloaded in the journal")
+    wait_for(lambda: "pipeline_reloaded" in _sh(rack, "journalctl -u %s -o cat --since '%s'" % (UNIT, since)).stdout,
+             30, "pipeline_reloaded in the journal")
     assert _main_pid(rack) == pid
 
 
@@ -252,8 +242,8 @@ def test_airgapped_wheelhouse_reinstall(rack, run_playbook):
     assert "Looking in indexes" not in out and "192.0.2.1" not in out, out[:2000]
     assert "numpy-2.4.6" in out and "hospital-imaging-0.1.0+h" in out, out[-2000:]
     assert _main_pid(rack) != pid, "new package but no restart"
-    _wait(lambda: "hospital_imaging_processed_total" in _metrics("http://%s:9108/metrics" % rack.hosts[0].address),
-          60, "metrics after the restart")
+    wait_for(lambda: "hospital_imaging_processed_total" in _metrics("http://%s:9108/metrics" % rack.hosts[0].address),
+             60, "metrics after the restart")
     again = run_playbook(PLAY, inventory=_inv(rack), extra_vars=offline)
     assert again.rc == 0 and again.changed() == 0, _changed_tasks(again)
 

@@ -5,13 +5,13 @@ container's init, so no container process and no veth outlive it. An orphaned in
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from lab import procs
 from lab import rack as rackmod
+from testbed.poll import wait_for
 
 NAME, SUBNET, BRIDGE = "pwr", "10.77.72.0/24", "hcpwr0"
 
@@ -19,15 +19,6 @@ NAME, SUBNET, BRIDGE = "pwr", "10.77.72.0/24", "hcpwr0"
 def _gone(pid: int, started: int) -> bool:
     """The process with this PID and start time has ended (gone, or a zombie waiting to be reaped)."""
     return not procs.alive(pid) or procs.start_time(pid) != started
-
-
-def _wait(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
 
 
 @pytest.fixture(name="rack")
@@ -46,9 +37,9 @@ def test_a_host_past_its_timeout_is_killed_init_included(rack):
     veth = "vb-" + host.name
     assert subprocess.run(["ip", "link", "show", veth], capture_output=True, check=False).returncode == 0
     rackmod.stop_host(rack, host, timeout=0)  # no time to shut down cleanly: SIGKILL by PID
-    assert _wait(lambda: _gone(init, started), 10), "the container's init outlived its host"
+    wait_for(lambda: _gone(init, started), 10, "the container's init to end with its host", interval=0.2)
     assert not procs.alive(nspawn)
-    assert _wait(lambda: subprocess.run(["ip", "link", "show", veth], capture_output=True,
-                                        check=False).returncode != 0, 10), "%s left behind" % veth
+    wait_for(lambda: subprocess.run(["ip", "link", "show", veth], capture_output=True, check=False).returncode != 0,
+             10, "%s to go with its host" % veth, interval=0.2)
     rackmod.boot_host(rack, host)  # the same host boots again under the same names
     assert rackmod.ssh(rack, host, "true").returncode == 0

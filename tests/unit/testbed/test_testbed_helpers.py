@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed import ceph, clocks, collections_check, libvirt
+from testbed import ceph, clocks, collections_check, libvirt, poll
 
 
 def test_kvm_usable_rejects_pvm_and_missing_flags(tmp_path):
@@ -106,3 +106,11 @@ def test_test_file_basenames_are_unique():
         if "output" not in path.relative_to(tests).parts:
             seen.setdefault(path.name, []).append(str(path.relative_to(tests)))
     assert not {k: v for k, v in seen.items() if len(v) > 1}
+
+
+def test_poll_returns_the_first_true_value_and_names_what_timed_out():
+    seen = iter([0, [], "ready"])
+    assert poll.wait_for(lambda: next(seen), 5, "a value", interval=0.01) == "ready"
+    assert poll.seconds_until(lambda: True, 5, "nothing") < 1
+    with pytest.raises(AssertionError, match=r"timed out after 0.2s waiting for the guest \(last: 0\); console: x"):
+        poll.wait_for(lambda: 0, 0.2, "the guest", interval=0.05, details=lambda: "console: x")
