@@ -35,6 +35,7 @@ def test_a_vm_that_needs_filesystem_consistency_says_so():
      "VM db-1: backup_consistency must be one of crash, filesystem, got 'application'"),
 ])
 def test_bad_selection_is_refused(kwargs, text):
+    kwargs = dict(kwargs)  # the parameter is shared between runs: pop from a copy
     vms = kwargs.pop("vms", VMS)
     with pytest.raises(AnsibleFilterError, match=text.replace("[", r"\[").replace("]", r"\]")):
         backup_images(vms, "vms", **kwargs)
