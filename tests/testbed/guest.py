@@ -36,6 +36,14 @@ def counts(console_log: Path) -> list[int]:
         return []
 
 
+def console_tail(console_log: Path, size: int = 2000) -> str:
+    """The end of a guest's serial log, for a failure message."""
+    try:
+        return "console: %r" % console_log.read_bytes()[-size:]
+    except FileNotFoundError:
+        return "no console log at %s" % console_log
+
+
 def _libraries(binary: str) -> list[str]:
     out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
     return LIBS.findall(out)

@@ -44,7 +44,7 @@ def _counts() -> list[int]:
 
 
 def _console_tail() -> str:
-    return "console: %r" % (CONSOLE.read_bytes()[-1500:] if CONSOLE.exists() else b"")
+    return guest.console_tail(CONSOLE)
 
 
 class Fz:

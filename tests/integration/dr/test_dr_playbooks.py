@@ -46,10 +46,8 @@ def counts(site: str) -> list[int]:
 
 
 def first_count(site: str, timeout: float = 240) -> int:
-    def tail() -> str:
-        return "console: %r" % (console(site).read_bytes()[-2000:] if console(site).exists() else "no console log")
-
-    return wait_for(lambda: counts(site), timeout, "VM %s printing a count" % VM[site], interval=0.5, details=tail)[0]
+    return wait_for(lambda: counts(site), timeout, "VM %s printing a count" % VM[site], interval=0.5,
+                    details=lambda: guest.console_tail(console(site)))[0]
 
 
 def domstate(site: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed import ceph, clocks, collections_check, libvirt, poll
+from testbed import ceph, clocks, collections_check, guest, libvirt, poll
 
 
 def test_kvm_usable_rejects_pvm_and_missing_flags(tmp_path):
@@ -114,3 +114,11 @@ def test_poll_returns_the_first_true_value_and_names_what_timed_out():
     assert poll.seconds_until(lambda: True, 5, "nothing") < 1
     with pytest.raises(AssertionError, match=r"timed out after 0.2s waiting for the guest \(last: 0\); console: x"):
         poll.wait_for(lambda: 0, 0.2, "the guest", interval=0.05, details=lambda: "console: x")
+
+
+def test_a_guest_console_is_read_for_counts_and_for_failure_messages(tmp_path):
+    log = tmp_path / "console.log"
+    assert guest.counts(log) == [] and guest.console_tail(log) == "no console log at %s" % log
+    log.write_bytes(b"boot\nhc-count 7\nhc-count 8\n")
+    assert guest.counts(log) == [7, 8]
+    assert guest.console_tail(log, size=11) == "console: b'hc-count 8\\n'"
